@@ -1,0 +1,1 @@
+"""Shared machinery of the CNN reference suite (see DESIGN.md)."""

@@ -1,0 +1,231 @@
+"""One image-classification run, start to finish: what each dataset's train.py calls once it
+has parsed its recipe and loaded its data, and the test-set analysis test.py repeats.
+
+The run directory (--out) ends up holding metrics.json, per_class.csv, curves.png,
+confusion.png, worst.png, pr_curves.png, model.pt, checkpoint.pt and tb/.
+"""
+import time
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from common import plots, runtime
+from common import tensorboard as tb
+from common.cli import Diverged, UserError
+from common.data import DeviceLoader
+from common.engine import (build_optimizer, build_scheduler, confusion_counts, evaluate, predict,
+                           train_one_epoch)
+from common.files import load_torch, save_torch, write_csv, write_json
+from common.metrics import (most_confident_mistakes, per_class_accuracy, per_class_average_precision,
+                            per_class_precision, precision_recall_curve)
+from common.nets import load_initial_weights
+
+WORST_COUNT = 10          # images in worst.png
+EMBEDDING_COUNT = 1000    # test images in the TensorBoard projector
+
+
+def train_classifier(args, *, dataset, build_model, train_set, test_set, mean, std,
+                     augmentation=None, resize=None):
+    """Train `build_model()` on `train_set` with the recipe in `args`; write the run directory."""
+    device, dist = runtime.setup(args.device)
+    log = print if dist.is_main else (lambda *_: None)
+    try:
+        _train(args, dataset, build_model, train_set, test_set, mean, std, augmentation or {},
+               resize, device, dist, log)
+    finally:
+        runtime.teardown(dist)
+
+
+def _train(args, dataset, build_model, train_set, test_set, mean, std, augmentation, resize,
+           device, dist, log):
+    out = Path(args.out)
+    resumed = resume_state(args, out)
+    if args.limit_train:
+        train_set = train_set.random_subset(args.limit_train)
+    if args.limit_test:
+        test_set = test_set.random_subset(args.limit_test)
+    split = "val" if args.val_split else "test"
+    if args.val_split:
+        train_set, eval_set = train_set.split(args.val_split, seed=args.seed)
+    else:
+        eval_set = test_set
+
+    cuda = device.type == "cuda"
+    loading = dict(device=device, mean=mean, std=std, resize=resize, rank=dist.rank,
+                   world_size=dist.world_size, channels_last=cuda)
+    train_loader = DeviceLoader(train_set, batch_size=args.batch_size, train=True, seed=args.seed,
+                                **augmentation, **loading)
+    eval_loader = DeviceLoader(eval_set, batch_size=2 * args.batch_size, **loading)
+
+    torch.manual_seed(args.seed)   # the same initial weights on every rank and every rerun
+    model = build_model()
+    if resumed:
+        model.load_state_dict(resumed["model"])
+    else:
+        load_initial_weights(model, pretrained=args.pretrained, weights_file=args.weights, log=log)
+    model.to(device, memory_format=torch.channels_last if cuda else torch.contiguous_format)
+    parameters = sum(p.numel() for p in model.parameters())
+
+    train_model = model
+    if dist.enabled:
+        train_model = DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
+    if args.compile:
+        train_model = torch.compile(train_model)
+    # DDP's forward syncs buffers across ranks, which uneven evaluation shards cannot do.
+    eval_model = model if dist.enabled else train_model
+
+    optimizer = build_optimizer(args, model, device)
+    scheduler = build_scheduler(optimizer, args, len(train_loader))
+    history, train_confusion = [], None
+    if resumed:
+        optimizer.load_state_dict(resumed["optimizer"])
+        scheduler.load_state_dict(resumed["scheduler"])
+        history, train_confusion = resumed["history"], resumed["train_confusion"]
+
+    writer = tb.open_writer(out) if dist.is_main else None
+    if writer and not resumed:
+        tb.log_graph(writer, model, next(iter(eval_loader))[0][:2])
+    log(f"{dataset} {args.model}: {parameters:,} parameters | {len(train_set):,} train, "
+        f"{len(eval_set):,} {split} images | {runtime.describe_device(device)}"
+        + (f" x {dist.world_size} processes" if dist.enabled else "") + f" | {out}")
+
+    num_classes = len(train_set.classes)
+    for epoch in range(len(history) + 1, args.epochs + 1):
+        runtime.seed_epoch(args.seed, epoch, dist.rank)
+        train_loader.set_epoch(epoch)
+        lr = optimizer.param_groups[0]["lr"]
+        try:
+            trained = train_one_epoch(train_model, train_loader, optimizer, scheduler, epoch=epoch,
+                                      num_classes=num_classes, device=device, dist=dist, log=log)
+        except Diverged as error:
+            kept = (f"The checkpoint of epoch {epoch - 1} stays in {out / 'checkpoint.pt'}."
+                    if epoch > 1 else "No checkpoint had been written yet.")
+            raise Diverged(f"{error} {kept} Try a lower --lr.") from None
+        started = time.time()
+        evaluated = evaluate(eval_model, eval_loader, num_classes=num_classes, device=device,
+                             dist=dist)
+        record = {"epoch": epoch, "lr": lr,
+                  "train_loss": trained["loss"], "train_accuracy": trained["accuracy"],
+                  f"{split}_loss": evaluated["loss"], f"{split}_accuracy": evaluated["accuracy"],
+                  "seconds": trained["seconds"] + time.time() - started}
+        history.append(record)
+        train_confusion = trained["confusion"]
+        log(f"epoch {epoch:3d}/{args.epochs}  lr {lr:.4g}  train loss {record['train_loss']:.4f} "
+            f"acc {100 * record['train_accuracy']:.2f}%  {split} loss {record[f'{split}_loss']:.4f} "
+            f"acc {100 * record[f'{split}_accuracy']:.2f}%  {record['seconds']:.1f}s")
+        if writer:
+            tb.log_epoch(writer, record, split, trained["step_losses"])
+            save_torch({"dataset": dataset, "model_name": args.model, "args": vars(args),
+                        "epoch": epoch, "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                        "history": history, "train_confusion": train_confusion},
+                       out / "checkpoint.pt")
+
+    runtime.barrier(dist)
+    if not dist.is_main:
+        return
+    if len(history) > args.epochs:
+        log(f"the checkpoint already holds {len(history)} epochs (--epochs {args.epochs}); "
+            "rewriting the outputs")
+    save_torch(model.state_dict(), out / "model.pt")
+    test_loader = DeviceLoader(test_set, batch_size=2 * args.batch_size, device=device, mean=mean,
+                               std=std, resize=resize, channels_last=cuda)
+    analysis = analyse_test_set(model, test_loader, test_set, device=device, out=out,
+                                title=f"{dataset} {args.model}", writer=writer,
+                                step=len(history))
+    metrics = {
+        "dataset": dataset, "model": args.model, "target": f"{dataset}-{out.name}",
+        "run_dir": str(out), "args": vars(args), "parameters": parameters,
+        "device": runtime.describe_device(device), "world_size": dist.world_size,
+        "versions": runtime.versions(), "classes": train_set.classes, "eval_split": split,
+        "history": history,
+        "final": {"epochs": len(history), "train_loss": history[-1]["train_loss"],
+                  "train_accuracy": history[-1]["train_accuracy"],
+                  f"{split}_accuracy": history[-1][f"{split}_accuracy"],
+                  "test_loss": analysis["loss"], "test_accuracy": analysis["accuracy"],
+                  "train_seconds": sum(record["seconds"] for record in history)},
+        "per_class": {"train_accuracy": per_class_accuracy(train_confusion),
+                      **analysis["per_class"]},
+        "train_confusion": train_confusion.tolist(),
+        "confusion": analysis["confusion"],
+        "worst": analysis["worst"],
+    }
+    write_per_class_csv(metrics["classes"], metrics["per_class"], out / "per_class.csv")
+    plots.plot_curves(history, split, out / "curves.png", f"{dataset} {args.model}")
+    tb.log_hparams(writer, args, {"test_accuracy": analysis["accuracy"],
+                                  "test_loss": analysis["loss"],
+                                  "train_accuracy": history[-1]["train_accuracy"]})
+    writer.close()
+    write_json(metrics, out / "metrics.json")
+    log(f"test accuracy {100 * analysis['accuracy']:.2f}% (loss {analysis['loss']:.4f}) after "
+        f"{len(history)} epochs, {metrics['final']['train_seconds']:.0f}s of training -> {out}")
+
+
+def resume_state(args, out):
+    """The checkpoint to continue from, or None for a fresh run. A fresh run never replaces an
+    earlier one: the user resumes it, deletes it or picks another --out."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a directory.")
+    if args.resume is None:
+        for name in ("checkpoint.pt", "metrics.json"):
+            if (out / name).exists():
+                raise UserError(f"{out} already holds a run ({name}). Add --resume to continue "
+                                "it, pass another --out, or delete the folder to start over.")
+        return None
+    path = Path(args.resume) if args.resume else out / "checkpoint.pt"
+    if not path.exists():
+        raise UserError(f"nothing to resume: {path} does not exist. Start without --resume.")
+    state = load_torch(path, "checkpoint")
+    if not isinstance(state, dict) or not {"model", "optimizer", "history"} <= state.keys():
+        raise UserError(f"checkpoint {path} is not a checkpoint.pt of this suite.")
+    if state.get("model_name") != args.model:
+        raise UserError(f"checkpoint {path} is of model {state.get('model_name')!r}, not "
+                        f"{args.model!r}.")
+    return state
+
+
+def analyse_test_set(model, loader, test_set, *, device, out, title, writer=None, step=0):
+    """Predict every test image and write confusion.png (row-normalised), worst.png,
+    pr_curves.png and, given a writer, TensorBoard PR curves and the embedding projector."""
+    probabilities, features = predict(model, loader, device=device)
+    labels = test_set.labels
+    classes = test_set.classes
+    confusion = confusion_counts(labels, probabilities.argmax(1), len(classes))
+    confusion = confusion.view(len(classes), len(classes))
+    picked = probabilities[torch.arange(len(labels)), labels]
+    loss = -picked.clamp(min=1e-12).log().mean().item()   # cross-entropy of the test set
+    curves = [precision_recall_curve(probabilities[:, k].numpy(), (labels == k).numpy())
+              for k in range(len(classes))]
+    average_precisions = per_class_average_precision(probabilities.numpy(), labels.numpy())
+    worst = most_confident_mistakes(probabilities, labels, WORST_COUNT)
+
+    plots.plot_confusion(confusion, classes, out / "confusion.png", f"{title}: test confusion")
+    plots.plot_worst(test_set.images[worst], labels[worst].tolist(),
+                     probabilities[worst].numpy(), classes, out / "worst.png",
+                     f"{title}: most confident mistakes")
+    plots.plot_pr_curves([(p, r, ap) for (p, r), ap in zip(curves, average_precisions)], classes,
+                         out / "pr_curves.png", f"{title}: precision-recall per class")
+    if writer:
+        tb.log_pr_curves(writer, probabilities, labels, classes, step)
+        shown = slice(0, EMBEDDING_COUNT)
+        tb.log_embedding(writer, features[shown], labels[shown], test_set.images[shown], classes,
+                         step)
+    return {
+        "accuracy": confusion.diag().sum().item() / max(len(labels), 1),
+        "loss": loss,
+        "confusion": confusion.tolist(),
+        "per_class": {"test_accuracy": per_class_accuracy(confusion),
+                      "test_precision": per_class_precision(confusion),
+                      "test_average_precision": average_precisions},
+        "worst": [{"index": index, "label": int(labels[index]),
+                   "predicted": int(probabilities[index].argmax()),
+                   "probability": float(probabilities[index].max())} for index in worst],
+    }
+
+
+def write_per_class_csv(classes, per_class, path):
+    columns = list(per_class)
+    rows = [[name] + [f"{100 * per_class[column][k]:.2f}" for column in columns]
+            for k, name in enumerate(classes)]
+    write_csv(["class"] + [f"{column}_pct" for column in columns], rows, path)

@@ -1,0 +1,184 @@
+"""Small image datasets held on the device as uint8, and a loader that batches, shuffles and
+augments them there.
+
+MNIST, CIFAR-10 and the scene subset fit in a few hundred MB, so there is nothing to gain from
+worker processes: every epoch is a permutation, a gather and a few tensor ops per batch, the
+same code on the CPU and on CUDA.
+"""
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from common.cli import UserError
+
+
+@dataclass
+class ImageSet:
+    """Images as uint8 (N, C, H, W) on the CPU, labels as int64 (N,), and the class names."""
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list
+
+    def __post_init__(self):
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            raise UserError(f"expected uint8 images of shape (N, C, H, W), got "
+                            f"{self.images.dtype} {tuple(self.images.shape)}")
+        if len(self.images) != len(self.labels):
+            raise UserError(f"{len(self.images)} images but {len(self.labels)} labels")
+        if len(self.labels) and not 0 <= int(self.labels.min()) <= int(self.labels.max()) < len(self.classes):
+            raise UserError(f"labels must lie in 0..{len(self.classes) - 1}, found "
+                            f"{int(self.labels.min())}..{int(self.labels.max())}")
+
+    def __len__(self):
+        return len(self.labels)
+
+    def take(self, indices):
+        return ImageSet(self.images[indices], self.labels[indices], self.classes)
+
+    def random_subset(self, count, seed=0):
+        """A fixed random `count` images (all of them if there are fewer)."""
+        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
+        return self.take(order[:count])
+
+    def split(self, holdout, seed=0):
+        """(rest, held out): `holdout` random images set aside, for validation."""
+        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
+        return self.take(order[holdout:]), self.take(order[:holdout])
+
+
+class DeviceLoader:
+    """Iterate (images, labels) batches of an ImageSet kept on `device`.
+
+    Training loaders reshuffle every epoch from (seed, epoch) and apply the augmentations,
+    batched: pad-and-random-crop, horizontal flip, and the photometric set of report 001
+    (brightness, contrast, saturation, sharpness). Images come out as float, normalised
+    with `mean`/`std`, optionally resized. Under torchrun every rank gets an equal shard.
+    """
+
+    def __init__(self, image_set, *, batch_size, device, mean, std, train=False, crop_padding=0,
+                 flip=False, photometric=False, resize=None, seed=0, rank=0, world_size=1,
+                 channels_last=False):
+        if batch_size % world_size:
+            raise UserError(f"--batch-size {batch_size} does not split evenly across "
+                            f"{world_size} processes")
+        self.images = image_set.images.to(device)
+        self.labels = image_set.labels.to(device)
+        self.batch_size = batch_size // world_size
+        self.device = device
+        channels = self.images.shape[1]
+        self.mean = torch.tensor(mean, device=device).view(1, channels, 1, 1) * 255
+        self.std = torch.tensor(std, device=device).view(1, channels, 1, 1) * 255
+        self.train = train
+        self.crop_padding = crop_padding
+        self.flip = flip
+        self.photometric = photometric
+        self.resize = resize
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def _shard_size(self):
+        if self.train:  # equal shards: every rank must take the same number of steps
+            return len(self.labels) // self.world_size
+        return len(range(self.rank, len(self.labels), self.world_size))
+
+    def __len__(self):
+        return math.ceil(self._shard_size() / self.batch_size)
+
+    def __iter__(self):
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(self.seed * 1_000_003 + self.epoch)
+        if self.train:
+            order = torch.randperm(len(self.labels), generator=generator, device=self.device)
+            order = order[: self._shard_size() * self.world_size][self.rank::self.world_size]
+        else:
+            order = torch.arange(self.rank, len(self.labels), self.world_size, device=self.device)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start:start + self.batch_size]
+            yield self.transform(self.images[batch], generator), self.labels[batch]
+
+    def transform(self, images, generator=None):
+        """uint8 batch -> augmented (when training), resized, normalised float batch."""
+        if self.train and self.crop_padding:
+            images = random_crop(images, self.crop_padding, generator)
+        if self.train and self.flip:
+            images = random_flip(images, generator)
+        images = images.float()
+        if self.train and self.photometric:
+            images = photometric_jitter(images, generator)
+        if self.resize:
+            images = F.interpolate(images, size=self.resize, mode="bilinear", antialias=False,
+                                   align_corners=False)
+        images = (images - self.mean) / self.std
+        return images.contiguous(memory_format=self.memory_format)
+
+
+def random_crop(images, padding, generator):
+    """Zero-pad by `padding` and cut a random window of the original size from each image."""
+    count, channels, height, width = images.shape
+    padded = F.pad(images, (padding, padding, padding, padding))
+    device = images.device
+    dy = torch.randint(0, 2 * padding + 1, (count,), generator=generator, device=device)
+    dx = torch.randint(0, 2 * padding + 1, (count,), generator=generator, device=device)
+    rows = (dy[:, None] + torch.arange(height, device=device))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(width, device=device))[:, None, None, :]
+    batch = torch.arange(count, device=device)[:, None, None, None]
+    channel = torch.arange(channels, device=device)[None, :, None, None]
+    return padded[batch, channel, rows, cols]
+
+
+def random_flip(images, generator):
+    flip = torch.rand(len(images), generator=generator, device=images.device) < 0.5
+    return torch.where(flip[:, None, None, None], images.flip(3), images)
+
+
+# Report 001 names the operations but not their strengths; these are torchvision's usual ones.
+JITTER_STRENGTH = 0.25   # brightness, contrast, saturation factors in [0.75, 1.25]
+SHARPNESS_RANGE = (0.5, 2.0)
+SMOOTHING_KERNEL = torch.tensor([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]]) / 13
+
+
+def photometric_jitter(images, generator):
+    """Random brightness, contrast, saturation and sharpness on a float batch in [0, 255]."""
+    count = len(images)
+    device = images.device
+
+    def factors(low, high):
+        return torch.empty(count, 1, 1, 1, device=device).uniform_(low, high, generator=generator)
+
+    low, high = 1 - JITTER_STRENGTH, 1 + JITTER_STRENGTH
+    images = (images * factors(low, high)).clamp(0, 255)
+    gray = grayscale(images)
+    images = blend(images, gray.mean(dim=(2, 3), keepdim=True), factors(low, high))
+    if images.shape[1] == 3:
+        images = blend(images, grayscale(images), factors(low, high))
+    return blend(images, smoothed(images), factors(*SHARPNESS_RANGE))
+
+
+def grayscale(images):
+    if images.shape[1] == 1:
+        return images
+    weights = torch.tensor([0.299, 0.587, 0.114], device=images.device).view(1, 3, 1, 1)
+    return (images * weights).sum(dim=1, keepdim=True)
+
+
+def blend(images, other, factor):
+    """factor 1 keeps the image, 0 gives `other`, above 1 pushes away from it."""
+    return (other + factor * (images - other)).clamp(0, 255)
+
+
+def smoothed(images):
+    """PIL's SMOOTH filter (what torchvision's sharpness blends with), borders kept."""
+    channels = images.shape[1]
+    kernel = SMOOTHING_KERNEL.to(images.device).expand(channels, 1, 3, 3)
+    inner = F.conv2d(images, kernel, groups=channels)
+    result = images.clone()
+    result[:, :, 1:-1, 1:-1] = inner
+    return result

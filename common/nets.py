@@ -1,0 +1,177 @@
+"""Networks that two datasets share: report 000's LeNet and AlexNet (MNIST and CIFAR-10), and
+torchvision's ImageNet models with a new head, plus loading of their pretrained weights."""
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+
+from common.cli import UserError
+from common.files import load_torch
+
+
+class LeNet(nn.Module):
+    """LeNet-5 for 32x32 inputs: conv 6-16 (5x5) with max pooling, fc 400-120-84-10.
+
+    Report 003 Figure 1 prints it for CIFAR-10 (3 channels: 62,006 parameters); report 000 uses
+    pytorch.org's one-channel version for MNIST (61,706), fed MNIST padded to 32x32 as in LeNet-5.
+    """
+
+    def __init__(self, in_channels=3, num_classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 6, kernel_size=5)
+        self.pool = nn.MaxPool2d(kernel_size=2, stride=2)
+        self.conv2 = nn.Conv2d(6, 16, kernel_size=5)
+        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, num_classes)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.conv1(x)))
+        x = self.pool(F.relu(self.conv2(x)))
+        x = torch.flatten(x, 1)
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+class LocalContrastNorm(nn.Module):
+    """Local contrast normalisation (Jarrett et al., 2009), report 000's `radius=5` layer.
+
+    Subtract the mean over a (2r+1)x(2r+1) window across all channels, then divide by the local
+    standard deviation, floored by its average over the image. No parameters.
+    """
+
+    def __init__(self, radius=5):
+        super().__init__()
+        self.radius = radius
+
+    def local_mean(self, x):
+        return F.avg_pool2d(x.mean(1, keepdim=True), 2 * self.radius + 1, stride=1,
+                            padding=self.radius, count_include_pad=False)
+
+    def forward(self, x):
+        centred = x - self.local_mean(x)
+        deviation = self.local_mean(centred.pow(2)).sqrt()
+        floor = deviation.mean(dim=(2, 3), keepdim=True)
+        return centred / torch.maximum(deviation, floor).clamp(min=1e-4)
+
+    def extra_repr(self):
+        return f"radius={self.radius}"
+
+
+class AlexNet(nn.Module):
+    """Report 000's AlexNet for 32x32 inputs: conv 96-256-384-384-256 with local contrast
+    normalisation, fc 3*3*256 -> 4096 -> classes (13,201,802 parameters on CIFAR-10).
+
+    Fixed from the report's code: it applied softmax before the cross-entropy loss (which
+    applies its own) and dropout after the last layer; both are gone, the logits come out.
+    """
+
+    def __init__(self, in_channels=3, num_classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 96, kernel_size=5, stride=1, padding=2)
+        self.conv2 = nn.Conv2d(96, 256, kernel_size=5, stride=1, padding=2)
+        self.conv3 = nn.Conv2d(256, 384, kernel_size=3, stride=1, padding=1)
+        self.conv4 = nn.Conv2d(384, 384, kernel_size=3, stride=1, padding=1)
+        self.conv5 = nn.Conv2d(384, 256, kernel_size=3, stride=1, padding=1)
+        self.norm = LocalContrastNorm(radius=5)
+        self.pool = nn.MaxPool2d(kernel_size=3, stride=2)
+        self.fc1 = nn.Linear(3 * 3 * 256, 4096)
+        self.dropout = nn.Dropout(0.5)
+        self.fc2 = nn.Linear(4096, num_classes)
+
+    def forward(self, x):
+        x = self.pool(self.norm(F.relu(self.conv1(x))))   # 32 -> 15
+        x = self.pool(self.norm(F.relu(self.conv2(x))))   # 15 -> 7
+        x = F.relu(self.conv3(x))
+        x = F.relu(self.conv4(x))
+        x = self.pool(F.relu(self.conv5(x)))              # 7 -> 3
+        x = torch.flatten(x, 1)
+        x = self.dropout(F.relu(self.fc1(x)))
+        return self.fc2(x)
+
+
+# torchvision architecture -> the name of its ImageNet weights in torchvision.models
+IMAGENET_WEIGHTS = {
+    "resnet18": "ResNet18_Weights.IMAGENET1K_V1",
+    "resnet50": "ResNet50_Weights.IMAGENET1K_V1",
+    "resnet101": "ResNet101_Weights.IMAGENET1K_V1",
+    "vgg19": "VGG19_Weights.IMAGENET1K_V1",
+}
+
+
+def torchvision_classifier(arch, num_classes, in_channels=3):
+    """A torchvision ImageNet architecture with a `num_classes` head (and a first convolution
+    for `in_channels`), randomly initialised; `load_initial_weights` fills in ImageNet's."""
+    model = getattr(torchvision.models, arch)(weights=None)
+    if arch.startswith("resnet"):
+        model.fc = nn.Linear(model.fc.in_features, num_classes)
+        if in_channels != 3:
+            model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    else:
+        model.classifier[-1] = nn.Linear(model.classifier[-1].in_features, num_classes)
+        if in_channels != 3:
+            first = model.features[0]
+            model.features[0] = nn.Conv2d(in_channels, first.out_channels, kernel_size=3, padding=1)
+    model.imagenet_arch = arch
+    return model
+
+
+def imagenet_state_dict(arch):
+    """torchvision's ImageNet weights for `arch`, from the torch hub cache or downloaded."""
+    weights = torchvision.models.get_weight(IMAGENET_WEIGHTS[arch])
+    filename = weights.url.rsplit("/", 1)[-1]
+    cache = Path(torch.hub.get_dir()) / "checkpoints"
+    try:
+        return torch.hub.load_state_dict_from_url(weights.url, progress=False, weights_only=True)
+    except Exception as error:  # offline: URLError, timeouts, proxies...
+        raise UserError(
+            f"--pretrained needs torchvision's ImageNet weights for {arch} ({filename}). They are "
+            f"not in {cache} and downloading {weights.url} failed ({type(error).__name__}: "
+            f"{error}). On a machine that is online, download that file, then either pass "
+            f"--weights /path/to/{filename} or copy it into {cache}.") from None
+
+
+def load_initial_weights(model, *, pretrained, weights_file, log=print):
+    """Start `model` from ImageNet weights (--pretrained) or from a file (--weights).
+
+    Every tensor whose name and shape match is copied; a 3-channel first convolution is summed
+    into a 1-channel one (MNIST); the rest (the new head) keeps its random initialisation.
+    """
+    if weights_file:
+        state, source = load_torch(weights_file, "weights file"), weights_file
+        if isinstance(state, dict) and isinstance(state.get("model"), dict):
+            state = state["model"]   # a checkpoint.pt holds the weights under "model"
+    elif pretrained:
+        arch = getattr(model, "imagenet_arch", None)
+        if arch is None:
+            raise UserError(f"--pretrained: {type(model).__name__} has no ImageNet weights; only "
+                            f"the torchvision models ({', '.join(IMAGENET_WEIGHTS)}) have them.")
+        state, source = imagenet_state_dict(arch), f"torchvision's ImageNet {arch}"
+    else:
+        return
+    if not isinstance(state, dict):
+        raise UserError(f"{source} does not hold a state dict of weights.")
+
+    own = model.state_dict()
+    copied = []
+    for name, tensor in state.items():
+        target = own.get(name)
+        if target is None or not isinstance(tensor, torch.Tensor):
+            continue
+        if tensor.shape == target.shape:
+            own[name] = tensor
+        elif tensor.dim() == 4 and tensor.shape[1] == 3 and target.shape[1] == 1 \
+                and tensor.shape[0] == target.shape[0] and tensor.shape[2:] == target.shape[2:]:
+            own[name] = tensor.sum(1, keepdim=True)   # RGB filters -> one grey channel
+        else:
+            continue
+        copied.append(name)
+    if not copied:
+        raise UserError(f"no tensor of {source} fits {type(model).__name__}: wrong file or model.")
+    model.load_state_dict(own)
+    left = [name for name in own if name not in copied]
+    log(f"initialised {len(copied)} of {len(own)} tensors from {source}"
+        + (f"; random: {', '.join(left)}" if left else ""))

@@ -1,0 +1,85 @@
+"""The figures of a run directory: curves.png, confusion.png, worst.png, pr_curves.png."""
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from common.files import save_figure  # noqa: E402
+
+
+def plot_curves(history, split, path, title):
+    """Train and `split` (test or val) loss (left) and accuracy (right) per epoch, in one figure."""
+    epochs = [record["epoch"] for record in history]
+    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(11, 4))
+    for axes, key, label in ((loss_axes, "loss", "loss"), (accuracy_axes, "accuracy", "accuracy (%)")):
+        scale = 100 if key == "accuracy" else 1
+        axes.plot(epochs, [r[f"train_{key}"] * scale for r in history], marker=".", label="train")
+        axes.plot(epochs, [r[f"{split}_{key}"] * scale for r in history], marker=".", label=split)
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(label)
+        axes.grid(alpha=0.3)
+        axes.legend()
+    figure.suptitle(title)
+    save_figure(figure, path)
+    plt.close(figure)
+
+
+def plot_confusion(confusion, classes, path, title):
+    """Row-normalised confusion matrix: each row (true class) sums to 1."""
+    confusion = np.asarray(confusion, dtype=np.float64)
+    normalised = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
+    size = max(5.0, 0.55 * len(classes) + 2)
+    figure, axes = plt.subplots(figsize=(size + 1, size))
+    image = axes.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    figure.colorbar(image, ax=axes, fraction=0.046)
+    ticks = range(len(classes))
+    axes.set_xticks(ticks, classes, rotation=45, ha="right")
+    axes.set_yticks(ticks, classes)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    for true in ticks:
+        for predicted in ticks:
+            value = normalised[true, predicted]
+            axes.text(predicted, true, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                      color="white" if value > 0.5 else "black")
+    axes.set_title(title)
+    save_figure(figure, path)
+    plt.close(figure)
+
+
+def plot_worst(images, labels, probabilities, classes, path, title):
+    """The most confidently wrong images, captioned true -> predicted (probability)."""
+    count = len(images)
+    columns = min(count, 5) or 1
+    rows = max(1, -(-count // columns))
+    figure, grid = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.5 * rows), squeeze=False)
+    for axes in grid.flat:
+        axes.axis("off")
+    for axes, image, label, probability in zip(grid.flat, images, labels, probabilities):
+        predicted = int(np.argmax(probability))
+        picture = np.asarray(image).transpose(1, 2, 0)
+        axes.imshow(picture.squeeze(2) if picture.shape[2] == 1 else picture, cmap="gray")
+        axes.set_title(f"{classes[label]} -> {classes[predicted]}\n"
+                       f"p={probability[predicted]:.2f}", fontsize=8)
+    if count == 0:
+        grid[0, 0].text(0.5, 0.5, "no mistakes", ha="center")
+    figure.suptitle(title)
+    save_figure(figure, path)
+    plt.close(figure)
+
+
+def plot_pr_curves(curves, classes, path, title):
+    """One precision-recall curve per class; `curves` holds (precision, recall, AP) each."""
+    figure, axes = plt.subplots(figsize=(7, 6))
+    for name, (precision, recall, ap) in zip(classes, curves):
+        axes.plot(recall, precision, label=f"{name} (AP {ap * 100:.1f})")
+    axes.set_xlabel("recall")
+    axes.set_ylabel("precision")
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1.02)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, loc="lower left")
+    axes.set_title(title)
+    save_figure(figure, path)
+    plt.close(figure)

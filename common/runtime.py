@@ -1,0 +1,89 @@
+"""Device choice, seeding and the torchrun (DDP) set-up."""
+import os
+import platform
+from dataclasses import dataclass
+
+import numpy
+import torch
+import torch.distributed as torch_dist
+import torchvision
+
+from common.cli import UserError
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """Where this process sits in a torchrun job; a plain run is rank 0 of 1."""
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self):
+        return self.world_size > 1
+
+    @property
+    def is_main(self):
+        return self.rank == 0
+
+
+def setup(device_name):
+    """Pick the device (`auto`, `cpu`, `cuda`) and join the torchrun job if there is one."""
+    if device_name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for, but PyTorch sees no CUDA GPU here "
+                        f"(torch {torch.__version__}); use --device cpu or --device auto.")
+    use_cuda = device_name == "cuda" or (device_name == "auto" and torch.cuda.is_available())
+
+    dist = Distributed(rank=int(os.environ.get("RANK", 0)),
+                       world_size=int(os.environ.get("WORLD_SIZE", 1)),
+                       local_rank=int(os.environ.get("LOCAL_RANK", 0)))
+    if use_cuda:
+        torch.cuda.set_device(dist.local_rank)
+        device = torch.device("cuda", dist.local_rank)
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    else:
+        device = torch.device("cpu")
+        # Bit-for-bit repeatable on the CPU, so a resumed run matches a straight one.
+        torch.use_deterministic_algorithms(True)
+    if dist.enabled:
+        torch_dist.init_process_group("nccl" if use_cuda else "gloo")
+    return device, dist
+
+
+def teardown(dist):
+    if dist.enabled and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
+
+
+def seed_epoch(seed, epoch, rank):
+    """Seed every generator from (seed, epoch, rank).
+
+    Dropout and the loader's shuffling then depend on nothing but these three numbers, so a run
+    resumed at epoch k draws exactly what the uninterrupted run drew.
+    """
+    torch.manual_seed(seed * 1_000_003 + epoch * 1_009 + rank)
+
+
+def all_reduce_sum(tensor, dist):
+    if dist.enabled:
+        torch_dist.all_reduce(tensor, op=torch_dist.ReduceOp.SUM)
+    return tensor
+
+
+def barrier(dist):
+    if dist.enabled:
+        torch_dist.barrier()
+
+
+def describe_device(device):
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def versions():
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "numpy": numpy.__version__,
+            "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version()}

@@ -1,0 +1,1 @@
+"""MNIST experiments of reports 000, 001 and 004."""
