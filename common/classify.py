@@ -4,19 +4,21 @@ has parsed its recipe and loaded its data, and the test-set analysis test.py rep
 The run directory (--out) ends up holding metrics.json, per_class.csv, curves.png,
 confusion.png, worst.png, pr_curves.png, model.pt, checkpoint.pt and tb/.
 """
+import argparse
+import os
 import time
 from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from common import plots, runtime
+from common import cli, plots, runtime
 from common import tensorboard as tb
 from common.cli import Diverged, UserError
 from common.data import DeviceLoader
 from common.engine import (build_optimizer, build_scheduler, confusion_counts, evaluate, predict,
                            train_one_epoch)
-from common.files import load_torch, save_torch, write_csv, write_json
+from common.files import load_torch, read_json, save_torch, write_csv, write_json
 from common.metrics import (most_confident_mistakes, per_class_accuracy, per_class_average_precision,
                             per_class_precision, precision_recall_curve)
 from common.nets import load_initial_weights
@@ -229,3 +231,60 @@ def write_per_class_csv(classes, per_class, path):
     rows = [[name] + [f"{100 * per_class[column][k]:.2f}" for column in columns]
             for k, name in enumerate(classes)]
     write_csv(["class"] + [f"{column}_pct" for column in columns], rows, path)
+
+
+def parse_test_args(argv, description):
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--run", required=True, help="run directory written by train.py")
+    parser.add_argument("--data-dir", help="data folder (default: the one the run trained on)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--out", help="where to write the evaluation (default: <run>/eval)")
+    parser.add_argument("--limit-test", type=cli.positive_int, metavar="N",
+                        help="evaluate a fixed random N test images")
+    args = parser.parse_args(argv)
+    run = Path(args.run)
+    args.out = Path(args.out) if args.out else run / "eval"
+    args.saved = read_json(run / "metrics.json", "run metrics")
+    args.weights = run / "model.pt"
+    saved_data_dir = args.saved.get("args", {}).get("data_dir")
+    args.data_dir = args.data_dir or saved_data_dir or os.environ.get("DATA_DIR", "./data")
+    return args
+
+
+def test_classifier(args, *, dataset, build_model, test_set, mean, std, resize=None):
+    """Re-evaluate the weights of a run on the test set: print the per-class table and write
+    per_class.csv, confusion.png, worst.png, pr_curves.png and metrics.json into args.out."""
+    if args.saved.get("dataset") != dataset:
+        raise UserError(f"{args.run} is a {args.saved.get('dataset')} run, not {dataset}.")
+    device, _ = runtime.setup(args.device)
+    model = build_model()
+    try:
+        model.load_state_dict(load_torch(args.weights, "weights file"))
+    except RuntimeError as error:
+        raise UserError(f"{args.weights} does not fit {args.saved['model']}: "
+                        f"{cli.describe_error(error)[:300]}") from None
+    model.to(device)
+    if args.limit_test:
+        test_set = test_set.random_subset(args.limit_test)
+    loader = DeviceLoader(test_set, batch_size=256, device=device, mean=mean, std=std,
+                          resize=resize)
+    analysis = analyse_test_set(model, loader, test_set, device=device, out=args.out,
+                                title=f"{dataset} {args.saved['model']}")
+    write_per_class_csv(test_set.classes, analysis["per_class"], args.out / "per_class.csv")
+    write_json({"dataset": dataset, "model": args.saved["model"], "run_dir": str(args.run),
+                "data_dir": str(args.data_dir), "test_images": len(test_set),
+                "device": runtime.describe_device(device), **analysis}, args.out / "metrics.json")
+    print(per_class_table(test_set.classes, analysis["per_class"]))
+    print(f"test accuracy {100 * analysis['accuracy']:.2f}% on {len(test_set):,} images "
+          f"(loss {analysis['loss']:.4f}) -> {args.out}")
+    return analysis
+
+
+def per_class_table(classes, per_class):
+    columns = list(per_class)
+    width = max(len(name) for name in classes + ["class"])
+    lines = [f"{'class':<{width}}  " + "  ".join(f"{column:>22}" for column in columns)]
+    for k, name in enumerate(classes):
+        lines.append(f"{name:<{width}}  " + "  ".join(f"{100 * per_class[column][k]:>21.2f}%"
+                                                     for column in columns))
+    return "\n".join(lines)

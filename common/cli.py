@@ -13,6 +13,12 @@ class Diverged(Exception):
     """The loss became NaN or infinite: exit code 3, the last good checkpoint stays."""
 
 
+def describe_error(error):
+    """An exception as one line, 'Type: message', for quoting inside a UserError."""
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
 def run(main, argv=None):
     """Call main(argv) and turn the expected failures into a message and an exit code."""
     try:
@@ -37,7 +43,7 @@ def _number_type(convert, minimum, strict, what):
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
         if value < minimum or (strict and value == minimum) or value != value:
-            bound = f"> {minimum}" if strict else f">= {minimum}"
+            bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
             raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
         return value
     return check
@@ -114,6 +120,7 @@ def parse_training_args(argv, *, description, dataset, models, recipes, add_argu
 
     parser = argparse.ArgumentParser(
         description=description, epilog=recipe_table(recipes),
+        usage="%(prog)s --model NAME [options]   (--help lists them)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, choices=sorted(models),
                         help="network to train")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from common.cli import UserError
+from common.cli import UserError, describe_error
 
 
 @contextmanager
@@ -59,8 +59,7 @@ def load_torch(path, what):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a damaged file
-        raise UserError(f"{what} {path} cannot be read ({type(error).__name__}: "
-                        f"{str(error).splitlines()[0] if str(error) else 'no detail'}). It is "
+        raise UserError(f"{what} {path} cannot be read ({describe_error(error)[:300]}). It is "
                         "damaged or not a PyTorch file; point to another file or start without "
                         "it.") from None
 
@@ -72,4 +71,4 @@ def read_json(path, what):
     except FileNotFoundError:
         raise UserError(f"{what} {path} does not exist.") from None
     except (OSError, ValueError) as error:
-        raise UserError(f"{what} {path} cannot be read: {error}") from None
+        raise UserError(f"{what} {path} cannot be read: {describe_error(error)}") from None

@@ -7,7 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-from common.cli import UserError
+from common.cli import UserError, describe_error
 from common.files import load_torch
 
 
@@ -129,8 +129,8 @@ def imagenet_state_dict(arch):
     except Exception as error:  # offline: URLError, timeouts, proxies...
         raise UserError(
             f"--pretrained needs torchvision's ImageNet weights for {arch} ({filename}). They are "
-            f"not in {cache} and downloading {weights.url} failed ({type(error).__name__}: "
-            f"{error}). On a machine that is online, download that file, then either pass "
+            f"not in {cache} and downloading {weights.url} failed ({describe_error(error)}). "
+            f"On a machine that is online, download that file, then either pass "
             f"--weights /path/to/{filename} or copy it into {cache}.") from None
 
 

@@ -4,10 +4,13 @@ A folder that is not the official download (fewer images, re-packed files) loads
 long as the files are valid IDX files of 28x28 images and labels 0-9. When the files are
 missing, torchvision downloads them; offline, the error says where to put them.
 """
+import argparse
 import contextlib
 import gzip
 import io
+import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -16,8 +19,11 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from common.cli import UserError
-from common.data import ImageSet
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+from common import cli  # noqa: E402
+from common.cli import UserError  # noqa: E402
+from common.data import ImageSet  # noqa: E402
 
 FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
@@ -70,7 +76,7 @@ def read_idx(path, ndim):
         with opener(path, "rb") as handle:
             data = handle.read()
     except (OSError, EOFError) as error:
-        raise UserError(f"cannot read {path}: {error}") from None
+        raise UserError(f"cannot read {path}: {cli.describe_error(error)}") from None
     header = 4 + 4 * ndim
     if len(data) < header or data[:3] != b"\x00\x00\x08" or data[3] != ndim:
         raise UserError(f"{path} is not an IDX file of {ndim}-dimensional unsigned bytes "
@@ -99,6 +105,20 @@ def download(data_dir):
     except Exception as error:  # offline: URLError, RuntimeError from torchvision, ...
         raise UserError(
             f"MNIST is not in {raw} (expected {', '.join(all_names())}, plain or .gz) and "
-            f"downloading it failed ({type(error).__name__}: {error}). Copy those four files "
+            f"downloading it failed ({cli.describe_error(error)}). Copy those four files "
             f"there, run `make data-mnist` on a machine that is online, or point --data-dir "
             f"(or DATA_DIR) at a folder that holds MNIST/raw/.") from None
+
+
+def main(argv=None):
+    """`make data-mnist`: download MNIST if it is missing, then check what is there."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--data-dir", default=os.environ.get("DATA_DIR", "./data"))
+    args = parser.parse_args(argv)
+    train_set, test_set = load_mnist(args.data_dir)
+    print(f"MNIST in {Path(args.data_dir) / 'MNIST' / 'raw'}: {len(train_set):,} train and "
+          f"{len(test_set):,} test images")
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))

@@ -135,3 +135,9 @@ MODELS = {
 # Report 000's LeNet and AlexNet are built for 32x32 inputs (AlexNet flattens 3*3*256 only
 # then): the digits are zero-padded from 28x28, which is what LeNet-5 itself was fed.
 INPUT_SIZE = {"lenet": 32, "alexnet": 32}
+
+
+def model_options(args):
+    """The MLP ablation options set in a run's arguments (a dict), to rebuild its network."""
+    return {key: args[key] for key in ("fc_layers", "activation", "batch_norm")
+            if args.get(key) is not None}

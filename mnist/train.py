@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from common import cli  # noqa: E402
 from common.classify import train_classifier  # noqa: E402
 from mnist.data import MEAN, STD, load_mnist  # noqa: E402
-from mnist.models import INPUT_SIZE, MODELS  # noqa: E402
+from mnist.models import INPUT_SIZE, MODELS, model_options  # noqa: E402
 
 # Report 000, section 3: SGD, weight decay 1e-4, lr 0.005, 30 epochs; batch 64 (LeNet, ResNet)
 # or 128 (AlexNet); momentum 0.8 (LeNet) or 0.9.
@@ -56,8 +56,7 @@ def add_mlp_arguments(parser):
 def main(argv=None):
     args = cli.parse_training_args(argv, description=__doc__, dataset="mnist", models=MODELS,
                                    recipes=RECIPES, add_arguments=add_mlp_arguments)
-    options = {key: getattr(args, key) for key in ("fc_layers", "activation", "batch_norm")
-               if getattr(args, key) is not None}
+    options = model_options(vars(args))
     if options and args.model != "mlp":
         raise cli.UserError(f"--fc-layers, --activation and --no-batch-norm apply to --model mlp "
                             f"only, not {args.model}.")

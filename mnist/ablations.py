@@ -1,0 +1,90 @@
+"""Report 004, Problem 2: the MNIST ablations, one run each, gathered into one table.
+
+(c) sigmoid vs ReLU, (d) 2 vs 3 fully connected layers with SGD and with Adam, (e) no
+activation, (f) with and without batch norm, (i, j) MLP vs convolution vs convolution + pooling.
+Runs go to <out>/<name>; a finished run is reused, an interrupted one resumed. The table is
+written to <out>/table.md and table.csv. Flags this script does not know (e.g. --epochs,
+--limit-train, --device) are passed on to every run of mnist/train.py.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+from common import cli  # noqa: E402
+from common.files import read_json, write_csv, write_text  # noqa: E402
+from common.report import markdown_table  # noqa: E402
+from mnist import train  # noqa: E402
+
+SGD = ["--optimizer", "sgd", "--lr", "0.01", "--momentum", "0"]
+ADAM = ["--optimizer", "adam", "--lr", "0.001"]
+NO_BN = ["--no-batch-norm"]
+
+# (run name, the report's question, mnist/train.py flags)
+ABLATIONS = [
+    ("1-mlp2-sigmoid-sgd", "c, d", ["--model", "mlp", "--fc-layers", "2", "--activation", "sigmoid", *NO_BN, *SGD]),
+    ("2-mlp2-relu-sgd", "c, d", ["--model", "mlp", "--fc-layers", "2", "--activation", "relu", *NO_BN, *SGD]),
+    ("3-mlp3-sigmoid-sgd", "c, d", ["--model", "mlp", "--fc-layers", "3", "--activation", "sigmoid", *NO_BN, *SGD]),
+    ("4-mlp3-relu-sgd", "c, d", ["--model", "mlp", "--fc-layers", "3", "--activation", "relu", *NO_BN, *SGD]),
+    ("5-mlp2-sigmoid-adam", "c, d", ["--model", "mlp", "--fc-layers", "2", "--activation", "sigmoid", *NO_BN, *ADAM]),
+    ("6-mlp2-relu-adam", "c, d", ["--model", "mlp", "--fc-layers", "2", "--activation", "relu", *NO_BN, *ADAM]),
+    ("7-mlp3-sigmoid-adam", "c, d", ["--model", "mlp", "--fc-layers", "3", "--activation", "sigmoid", *NO_BN, *ADAM]),
+    ("8-mlp3-relu-adam", "d, f", ["--model", "mlp", "--fc-layers", "3", "--activation", "relu", *NO_BN, *ADAM]),
+    ("9-mlp3-linear-adam", "e", ["--model", "mlp", "--fc-layers", "3", "--activation", "none", *NO_BN, *ADAM]),
+    ("10-mlp3-relu-bn-adam", "f, g, i", ["--model", "mlp", *ADAM]),
+    ("11-conv-adam", "i", ["--model", "conv_nopool", *ADAM]),
+    ("12-conv-pool-adam", "j", ["--model", "conv_pool", *ADAM]),
+]
+
+HEADER = ["#", "question", "network", "FC layers", "activation", "batch norm", "optimizer",
+          "parameters", "train acc (%)", "test acc (%)"]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="runs/mnist/ablations", help="folder of the runs")
+    args, passed_on = parser.parse_known_args(argv)
+    out = Path(args.out)
+    for name, _, flags in ABLATIONS:
+        run_dir = out / name
+        if (run_dir / "metrics.json").exists():
+            print(f"== {name}: done, reusing {run_dir}")
+            continue
+        print(f"== {name}")
+        resume = ["--resume"] if (run_dir / "checkpoint.pt").exists() else []
+        train.main([*flags, *passed_on, *resume, "--out", str(run_dir)])
+    header, rows = ablation_table(out)
+    write_csv(header, rows, out / "table.csv")
+    table = markdown_table(header, rows)
+    write_text(table + "\n", out / "table.md")
+    print(table)
+
+
+def ablation_table(out):
+    """(header, rows) of the ablation table from the runs under `out`; missing runs say so."""
+    rows = []
+    for name, question, _ in ABLATIONS:
+        number = name.split("-", 1)[0]
+        path = Path(out) / name / "metrics.json"
+        if not path.exists():
+            rows.append([number, question, name, "", "", "", "", "", "not run", "not run"])
+            continue
+        metrics = read_json(path, "run metrics")
+        args = metrics["args"]
+        mlp = metrics["model"] == "mlp"
+        rows.append([
+            number, question, metrics["model"],
+            str(args.get("fc_layers") or 3) if mlp else "1",
+            (args.get("activation") or "relu"),
+            "no" if mlp and args.get("batch_norm") is False else "yes",
+            args["optimizer"], f"{metrics['parameters']:,}",
+            f"{100 * metrics['final']['train_accuracy']:.2f}",
+            f"{100 * metrics['final']['test_accuracy']:.2f}",
+        ])
+    return HEADER, rows
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))
