@@ -1,0 +1,76 @@
+"""Fixtures: tiny synthetic data in the real on-disk formats, the real data of $DATA_DIR, and an
+offline network."""
+import gzip
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def write_idx(path, array):
+    """Write a uint8 array as an IDX file (the MNIST format); gzip it if the name ends .gz."""
+    header = bytes([0, 0, 8, array.ndim]) + np.array(array.shape, dtype=">u4").tobytes()
+    data = header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+    if str(path).endswith(".gz"):
+        data = gzip.compress(data)
+    Path(path).write_bytes(data)
+
+
+def learnable_digits(count, seed):
+    """28x28 'digits' a small network separates: class k lights up row band k."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count) % 10
+    rng.shuffle(labels)
+    images = rng.integers(0, 60, size=(count, 28, 28)).astype(np.uint8)
+    for index, label in enumerate(labels):
+        images[index, 2 + 2 * label: 4 + 2 * label, 4:24] = 255
+    return images, labels.astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def mnist_dir(tmp_path_factory):
+    """A data dir holding a small synthetic MNIST (600 train, 200 test) in MNIST/raw."""
+    root = tmp_path_factory.mktemp("data")
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for prefix, count, seed in (("train", 600, 0), ("t10k", 200, 1)):
+        images, labels = learnable_digits(count, seed)
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte.gz", labels)   # .gz must load too
+    return root
+
+
+@pytest.fixture(scope="session")
+def real_data_dir():
+    """$DATA_DIR with the real data (../shared/data). Missing: skipped, or a failure when
+    REQUIRE_DATA=1 (CI sets it, so the real-data tests never skip there)."""
+    path = Path(os.environ.get("DATA_DIR", REPO.parent / "shared" / "data"))
+    if not (path / "MNIST" / "raw").is_dir():
+        message = f"real data not found in {path} (set DATA_DIR)"
+        if os.environ.get("REQUIRE_DATA") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch, tmp_path):
+    """No test touches the network or the user's torch hub cache: downloads fail at once."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+
+
+def run_script(script, *args, env=None, timeout=300):
+    """Run a project script as a user would; returns the CompletedProcess."""
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run([sys.executable, str(REPO / script), *map(str, args)], cwd=REPO,
+                          env=full_env, capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,94 @@
+"""Schedules, the divergence check, metrics and atomic files."""
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from common import runtime
+from common.cli import Diverged, UserError
+from common.engine import check_finite, lr_factor
+from common.files import atomic_path, load_torch, save_torch
+from common.metrics import (average_precision, most_confident_mistakes, most_confused_pair,
+                            per_class_accuracy, precision_recall_curve)
+
+
+def schedule(**overrides):
+    args = dict(lr=0.1, epochs=10, scheduler="none", step_size=3, milestones=[], gamma=0.1,
+                warmup_iters=0, warmup_lr=0.01)
+    return SimpleNamespace(**{**args, **overrides})
+
+
+def test_step_and_multistep_decay_at_epoch_boundaries():
+    step = schedule(scheduler="step", step_size=3)
+    assert lr_factor(29, steps_per_epoch=10, args=step) == 1.0
+    assert lr_factor(30, steps_per_epoch=10, args=step) == pytest.approx(0.1)
+    multi = schedule(scheduler="multistep", milestones=[2, 5])
+    factors = [lr_factor(epoch * 10, steps_per_epoch=10, args=multi) for epoch in range(7)]
+    assert factors == pytest.approx([1, 1, 0.1, 0.1, 0.1, 0.01, 0.01])
+
+
+def test_cosine_runs_from_one_to_zero_over_the_epochs():
+    cosine = schedule(scheduler="cosine", epochs=4)
+    assert lr_factor(0, steps_per_epoch=5, args=cosine) == 1.0
+    assert lr_factor(10, steps_per_epoch=5, args=cosine) == pytest.approx(0.5)
+    assert lr_factor(20, steps_per_epoch=5, args=cosine) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_warmup_holds_its_lr_for_the_first_iterations():
+    warm = schedule(warmup_iters=400, warmup_lr=0.01, lr=0.1)
+    assert lr_factor(399, steps_per_epoch=100, args=warm) * 0.1 == pytest.approx(0.01)
+    assert lr_factor(400, steps_per_epoch=100, args=warm) == 1.0
+
+
+def test_check_finite_names_the_first_bad_step_and_its_lr():
+    losses = torch.tensor([2.0, 1.5, math.inf, math.nan])
+    with pytest.raises(Diverged, match=r"epoch 3, step 3 of 10 \(learning rate 0.7\)"):
+        check_finite(losses, [0.1, 0.1, 0.7, 0.7], epoch=3, steps=10, dist=runtime.Distributed())
+    check_finite(losses[:2], [0.1, 0.1], epoch=3, steps=10, dist=runtime.Distributed())
+
+
+def test_precision_recall_and_average_precision():
+    precision, recall = precision_recall_curve([0.9, 0.8, 0.7, 0.6], [1, 0, 1, 0])
+    assert precision.tolist() == pytest.approx([1, 0.5, 2 / 3, 0.5])
+    assert recall.tolist() == pytest.approx([0.5, 0.5, 1, 1])
+    # all-point AP: recall 0->0.5 at precision 1, 0.5->1 at precision 2/3
+    assert average_precision(precision, recall) == pytest.approx(0.5 + 0.5 * 2 / 3)
+    perfect = precision_recall_curve([0.9, 0.8, 0.1], [1, 1, 0])
+    assert average_precision(*perfect) == pytest.approx(1.0)
+
+
+def test_confusion_figures():
+    confusion = torch.tensor([[8, 2, 0], [0, 10, 0], [5, 0, 5]])
+    assert per_class_accuracy(confusion) == pytest.approx([0.8, 1.0, 0.5])
+    assert most_confused_pair(confusion) == (2, 0, 5)
+    probabilities = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.7, 0.3]])
+    assert most_confident_mistakes(probabilities, torch.tensor([1, 1, 1, 0]), 5) == [0, 2]
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    target = tmp_path / "metrics.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(target) as temporary:
+        temporary.write_text("half")
+        raise RuntimeError("killed mid-write")
+    assert target.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_torch_files_round_trip_and_damaged_ones_are_user_errors(tmp_path):
+    save_torch({"weights": torch.arange(3)}, tmp_path / "model.pt")
+    assert torch.equal(load_torch(tmp_path / "model.pt", "weights")["weights"], torch.arange(3))
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="cannot be read"):
+        load_torch(tmp_path / "bad.pt", "checkpoint")
+    with pytest.raises(UserError, match="does not exist"):
+        load_torch(tmp_path / "missing.pt", "checkpoint")
+
+
+def test_average_precision_of_random_scores_is_near_the_positive_rate():
+    rng = np.random.default_rng(0)
+    labels = rng.random(20000) < 0.3
+    ap = average_precision(*precision_recall_curve(rng.random(20000), labels))
+    assert abs(ap - 0.3) < 0.02
