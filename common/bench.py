@@ -2,13 +2,51 @@
 bf16 autocast and channels_last on CUDA) against the common peer set-up (a torch DataLoader
 of per-image torchvision transforms feeding a plain float32 loop), same model, data and
 recipe, timed in one run and reported as a ratio."""
+import os
 import time
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
-from common import runtime
+from common import cli, runtime
 from common.engine import build_optimizer, build_scheduler, train_one_epoch
+
+
+class PerImageDataset(torch.utils.data.Dataset):
+    """What torchvision's MNIST and CIFAR10 datasets do per item: one uint8 image to PIL, then
+    the transforms (the peer set-up the plain loop stands for)."""
+
+    def __init__(self, image_set, transform):
+        self.images = image_set.images.permute(0, 2, 3, 1).numpy()   # N, H, W, C
+        self.labels = image_set.labels.tolist()
+        self.transform = transform
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, index):
+        image = self.images[index]
+        image = Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
+        return self.transform(image), self.labels[index]
+
+
+def add_bench_arguments(parser):
+    parser.add_argument("--epochs", type=cli.positive_int, default=1,
+                        help="timed epochs per loop, after one warm-up epoch (default: 1)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--data-dir", default=os.environ.get("DATA_DIR", "./data"))
+    parser.add_argument("--limit-train", type=cli.positive_int, metavar="N",
+                        help="time on a fixed random N training images (slow devices)")
+    parser.add_argument("--workers", type=cli.nonnegative_int, default=min(8, os.cpu_count()),
+                        help="DataLoader worker processes of the plain loop (default: %(default)s)")
+    parser.add_argument("--compile", action="store_true", help="also time our loop compiled")
+
+
+def plain_loader(image_set, transform, *, batch_size, workers, device):
+    return torch.utils.data.DataLoader(
+        PerImageDataset(image_set, transform), batch_size=batch_size, shuffle=True,
+        num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=workers > 0)
 
 
 def synchronize(device):
@@ -64,6 +102,7 @@ def time_loops(*, build_model, recipe, our_loader, plain_loader, device, epochs,
 
 
 def print_results(title, results, images):
+    """A table of seconds per epoch, images per second and speed-up over the plain loop."""
     baseline = results[0][1]
     print(title)
     print(f"  {'loop':<28} {'s/epoch':>9} {'images/s':>10} {'speed-up':>9}")

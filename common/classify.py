@@ -19,8 +19,9 @@ from common.data import DeviceLoader
 from common.engine import (build_optimizer, build_scheduler, confusion_counts, evaluate, predict,
                            train_one_epoch)
 from common.files import load_torch, read_json, save_torch, write_csv, write_json
-from common.metrics import (most_confident_mistakes, per_class_accuracy, per_class_average_precision,
-                            per_class_precision, precision_recall_curve)
+from common.metrics import (most_confident_mistakes, most_confused_pair, per_class_accuracy,
+                            per_class_average_precision, per_class_precision,
+                            precision_recall_curve)
 from common.nets import load_initial_weights
 
 WORST_COUNT = 10          # images in worst.png
@@ -277,6 +278,11 @@ def test_classifier(args, *, dataset, build_model, test_set, mean, std, resize=N
     print(per_class_table(test_set.classes, analysis["per_class"]))
     print(f"test accuracy {100 * analysis['accuracy']:.2f}% on {len(test_set):,} images "
           f"(loss {analysis['loss']:.4f}) -> {args.out}")
+    # the analysis report 004 asks for: which true class is most often taken for which
+    true, predicted, count = most_confused_pair(analysis["confusion"])
+    total = sum(analysis["confusion"][true])
+    print(f"most confused: {count} of the {total} test images of class {test_set.classes[true]} "
+          f"were taken for {test_set.classes[predicted]} ({100 * count / max(total, 1):.2f}%)")
     return analysis
 
 

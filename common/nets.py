@@ -1,5 +1,6 @@
-"""Networks that two datasets share: report 000's LeNet and AlexNet (MNIST and CIFAR-10), and
-torchvision's ImageNet models with a new head, plus loading of their pretrained weights."""
+"""Networks that two datasets share: report 000's LeNet and AlexNet and report 001's networks
+(MNIST and CIFAR-10), torchvision's ImageNet models with a new head, and the loading of their
+pretrained weights."""
 from pathlib import Path
 
 import torch
@@ -34,6 +35,40 @@ class LeNet(nn.Module):
         x = F.relu(self.fc1(x))
         x = F.relu(self.fc2(x))
         return self.fc3(x)
+
+
+class Report001Net(nn.Module):
+    """Report 001's `Neural_net` family: two 3x3 convolutions (padding 1), one 2x2 max pool,
+    dropout, then fully connected layers; the report prints five of them (MNIST Figures 1 and
+    3, CIFAR-10 Figures 7, 9 and 11), which differ in channels, hidden widths and dropouts.
+
+    forward: conv1, ReLU, conv2, ReLU, pool, [dc1], flatten, fc1, ReLU, dc2, [fc2, ReLU, ...], fcN
+    """
+
+    def __init__(self, in_channels, channels, hidden, image_size, first_dropout=True,
+                 num_classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, channels[0], kernel_size=3, stride=1, padding=1)
+        self.conv2 = nn.Conv2d(channels[0], channels[1], kernel_size=3, stride=1, padding=1)
+        if first_dropout:
+            self.dc1 = nn.Dropout(0.25)
+        self.dc2 = nn.Dropout(0.5)
+        self.mp1 = nn.MaxPool2d(kernel_size=2, stride=2)
+        widths = [channels[1] * (image_size // 2) ** 2, *hidden, num_classes]
+        self.fcs = len(widths) - 1
+        for index in range(self.fcs):
+            self.add_module(f"fc{index + 1}", nn.Linear(widths[index], widths[index + 1]))
+
+    def forward(self, x):
+        x = self.mp1(F.relu(self.conv2(F.relu(self.conv1(x)))))
+        if hasattr(self, "dc1"):
+            x = self.dc1(x)
+        x = self.dc2(F.relu(self.fc1(torch.flatten(x, 1))))
+        for index in range(2, self.fcs + 1):
+            x = getattr(self, f"fc{index}")(x)
+            if index < self.fcs:
+                x = F.relu(x)
+        return x
 
 
 class LocalContrastNorm(nn.Module):

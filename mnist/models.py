@@ -9,46 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common.nets import AlexNet, LeNet, torchvision_classifier
-
-
-class Model1(nn.Module):
-    """Report 001, Figure 1 ("Model-1 used for MNIST dataset"): 813,802 parameters."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, kernel_size=3, stride=1, padding=1)
-        self.conv2 = nn.Conv2d(32, 32, kernel_size=3, stride=1, padding=1)
-        self.dc1 = nn.Dropout(0.25)
-        self.dc2 = nn.Dropout(0.5)
-        self.mp1 = nn.MaxPool2d(kernel_size=2, stride=2)
-        self.fc1 = nn.Linear(6272, 128)
-        self.fc2 = nn.Linear(128, 10)
-
-    def forward(self, x):
-        x = self.mp1(F.relu(self.conv2(F.relu(self.conv1(x)))))   # 32 x 14 x 14
-        x = self.dc1(torch.flatten(x, 1))
-        x = self.dc2(F.relu(self.fc1(x)))
-        return self.fc2(x)
-
-
-class Model2(nn.Module):
-    """Report 001, Figure 3 ("Model-2 used for MNIST dataset"): 16 channels, one dropout,
-    405,306 parameters."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 16, kernel_size=3, stride=1, padding=1)
-        self.conv2 = nn.Conv2d(16, 16, kernel_size=3, stride=1, padding=1)
-        self.dc2 = nn.Dropout(0.5)
-        self.mp1 = nn.MaxPool2d(kernel_size=2, stride=2)
-        self.fc1 = nn.Linear(3136, 128)
-        self.fc2 = nn.Linear(128, 10)
-
-    def forward(self, x):
-        x = self.mp1(F.relu(self.conv2(F.relu(self.conv1(x)))))   # 16 x 14 x 14
-        x = self.dc2(F.relu(self.fc1(torch.flatten(x, 1))))
-        return self.fc2(x)
+from common.nets import AlexNet, LeNet, Report001Net, torchvision_classifier
 
 
 class MNISTNet(nn.Module):
@@ -124,8 +85,8 @@ MODELS = {
     "lenet": partial(LeNet, in_channels=1),                               # 000
     "alexnet": partial(AlexNet, in_channels=1),                           # 000
     "resnet18": partial(torchvision_classifier, "resnet18", 10, in_channels=1),  # 000
-    "model1": Model1,                                                     # 001 Figure 1
-    "model2": Model2,                                                     # 001 Figure 3
+    "model1": partial(Report001Net, 1, (32, 32), (128,), 28),            # 001 Figure 1
+    "model2": partial(Report001Net, 1, (16, 16), (128,), 28, first_dropout=False),  # Figure 3
     "bn_net": MNISTNet,                                                   # 004 Problem 1
     "mlp": MLP,                                                           # 004 Problem 2 (g)
     "conv_nopool": partial(SmallConvNet, pool=False),                     # 004 Problem 2 (i)

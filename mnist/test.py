@@ -11,7 +11,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 from common import cli  # noqa: E402
 from common.classify import parse_test_args, test_classifier  # noqa: E402
-from common.metrics import most_confused_pair  # noqa: E402
 from mnist.data import MEAN, STD, load_mnist  # noqa: E402
 from mnist.models import INPUT_SIZE, MODELS, model_options  # noqa: E402
 
@@ -22,13 +21,9 @@ def main(argv=None):
     if name not in MODELS:
         raise cli.UserError(f"{args.run} trained {name!r}, which is not an MNIST model.")
     _, test_set = load_mnist(args.data_dir, pad_to=INPUT_SIZE.get(name))
-    analysis = test_classifier(
-        args, dataset="mnist", build_model=lambda: MODELS[name](**model_options(args.saved["args"])),
-        test_set=test_set, mean=MEAN, std=STD)
-    true, predicted, count = most_confused_pair(analysis["confusion"])
-    total = sum(analysis["confusion"][true])
-    print(f"most confused: {count} of the {total} test images of digit {true} were taken for "
-          f"{predicted} ({100 * count / max(total, 1):.2f}%)")
+    test_classifier(args, dataset="mnist",
+                    build_model=lambda: MODELS[name](**model_options(args.saved["args"])),
+                    test_set=test_set, mean=MEAN, std=STD)
 
 
 if __name__ == "__main__":

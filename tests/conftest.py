@@ -2,6 +2,7 @@
 offline network."""
 import gzip
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,43 @@ def mnist_dir(tmp_path_factory):
         images, labels = learnable_digits(count, seed)
         write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
         write_idx(raw / f"{prefix}-labels-idx1-ubyte.gz", labels)   # .gz must load too
+    return root
+
+
+def learnable_cifar(count, seed):
+    """32x32 RGB images whose class k is a bright square at one of ten places, on noise."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count) % 10
+    rng.shuffle(labels)
+    images = rng.integers(0, 80, size=(count, 3, 32, 32)).astype(np.uint8)
+    for index, label in enumerate(labels):
+        row, col = divmod(int(label), 5)
+        images[index, :, 4 + 14 * row: 12 + 14 * row, 1 + 6 * col: 7 + 6 * col] = 255
+    return images, labels
+
+
+def write_cifar_batch(path, images, labels, protocol=4, byte_keys=False):
+    """A batch as CIFAR-10's python archive stores it (Python 2 pickles have byte keys)."""
+    batch = {"batch_label": "synthetic", "labels": [int(label) for label in labels],
+             "data": images.reshape(len(images), -1),
+             "filenames": [f"{index}.png" for index in range(len(images))]}
+    if byte_keys:
+        batch = {key.encode(): value for key, value in batch.items()}
+    Path(path).write_bytes(pickle.dumps(batch, protocol=protocol))
+
+
+@pytest.fixture(scope="session")
+def cifar_dir(tmp_path_factory):
+    """A data dir holding a small synthetic CIFAR-10 (5 x 40 train, 100 test images)."""
+    root = tmp_path_factory.mktemp("cifar")
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir()
+    for index in range(1, 6):
+        images, labels = learnable_cifar(40, index)
+        write_cifar_batch(folder / f"data_batch_{index}", images, labels,
+                          protocol=2, byte_keys=index == 1)   # one in the official style
+    write_cifar_batch(folder / "test_batch", *learnable_cifar(100, 0))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": ["x"] * 10}))
     return root
 
 

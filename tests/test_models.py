@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from cifar10.models import MODELS as CIFAR_MODELS
 from mnist.models import INPUT_SIZE, MODELS as MNIST_MODELS
 
 MNIST_PARAMETERS = {
@@ -14,6 +15,27 @@ MNIST_PARAMETERS = {
     "mlp": 41_250,            # report 004, Problem 2 (g)
     "conv_nopool": 11_842,    # report 004, Problem 2 (i)
     "conv_pool": 3_202,       # report 004, Problem 2 (j)
+}
+
+
+CIFAR_PARAMETERS = {
+    "lenet": 62_006,                  # report 003, Figure 1
+    "alexnet": 13_201_802,            # report 000's code
+    "model1": 528_474,                # report 001, Figure 7
+    "model2": 2_141_738,              # report 001, Figure 9
+    "model3": 530_090,                # report 001, Figure 11
+    "mlp": 1_707_274,                 # stand-in for report 001's unprinted "Best Model-3.3"
+    "vgg16": 10_195_786,              # report 003, Figure 8
+    "vgg19": 15_044_298,              # report 004, Problem 3
+    "resnet20": 269_722,              # He et al. 2016, option A shortcuts
+    "resnet32": 464_154,
+    "resnet44": 658_586,
+    "resnet56": 853_018,
+    "resnet110": 1_727_962,
+    "resnet18": 11_181_642,           # torchvision, 10-way head
+    "resnet50": 23_528_522,
+    "resnet101": 42_520_650,
+    "vgg19_torchvision": 139_611_210,
 }
 
 
@@ -63,3 +85,30 @@ def test_alexnet_returns_logits_not_probabilities():
         logits = model(torch.randn(3, 1, 32, 32))
     assert not torch.allclose(logits.sum(1), torch.ones(3))
     assert not any(isinstance(m, torch.nn.Softmax) for m in model.modules())
+
+
+def test_every_cifar_model_is_counted():
+    assert set(CIFAR_PARAMETERS) == set(CIFAR_MODELS)
+
+
+@pytest.mark.parametrize("name", sorted(set(CIFAR_PARAMETERS) - {"vgg19_torchvision"}))
+def test_cifar_parameter_counts_and_output(name):
+    model = CIFAR_MODELS[name]().eval()
+    assert count(model) == CIFAR_PARAMETERS[name]
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_torchvision_vgg19_parameter_count():
+    assert count(CIFAR_MODELS["vgg19_torchvision"]()) == CIFAR_PARAMETERS["vgg19_torchvision"]
+
+
+def test_option_a_shortcut_pads_channels_with_zeros():
+    from cifar10.models import BasicBlock
+    block = BasicBlock(16, 32, stride=2).eval()
+    torch.nn.init.zeros_(block.bn2.weight)   # the residual branch outputs bn2's bias only
+    x = torch.rand(1, 16, 8, 8)
+    out = block(x)
+    assert out.shape == (1, 32, 4, 4)
+    assert torch.allclose(out[:, 8:24], torch.relu(x[:, :, ::2, ::2] + block.bn2.bias[8:24, None, None]))
+    assert torch.allclose(out[:, :8], torch.relu(block.bn2.bias[:8, None, None].expand(1, 8, 4, 4)))
