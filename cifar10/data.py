@@ -8,14 +8,11 @@ archive; offline, the error says where to put it. The batches are unpickled with
 of numpy classes, so a batch file cannot run code.
 """
 import argparse
-import contextlib
 import hashlib
-import io
 import os
 import pickle
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 from common import cli  # noqa: E402
 from common.cli import UserError  # noqa: E402
-from common.data import ImageSet  # noqa: E402
+from common.data import ImageSet, download_with_torchvision  # noqa: E402
 
 FOLDER = "cifar-10-batches-py"
 TRAIN_FILES = [f"data_batch_{index}" for index in range(1, 6)]
@@ -104,25 +101,19 @@ def unofficial_files(folder):
 
 def download(data_dir):
     """Fetch the official archive with torchvision (which checks its md5 and every file's)
-    into a temporary folder, then move the batches in: nothing half-written is left."""
+    and move its cifar-10-batches-py folder into <data-dir>."""
     folder = Path(data_dir) / FOLDER
     if folder.exists():
         raise UserError(f"{folder} lacks {', '.join(missing_files(folder))}. Complete it, or "
                         "move it away to download the official copy.")
     print(f"CIFAR-10 is not in {folder}; downloading it with torchvision")
-    try:
-        Path(data_dir).mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=data_dir) as scratch, \
-                contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            torchvision.datasets.CIFAR10(scratch, train=True, download=True)
-            shutil.move(Path(scratch) / FOLDER, folder)
-    except Exception as error:  # offline: URLError, RuntimeError from torchvision, ...
-        raise UserError(
+    download_with_torchvision(
+        torchvision.datasets.CIFAR10, data_dir, lambda scratch: shutil.move(scratch / FOLDER, folder),
+        lambda reason: (
             f"CIFAR-10 is not in {folder} (expected {', '.join(TRAIN_FILES + TEST_FILES)} and "
-            f"batches.meta) and downloading it failed ({cli.describe_error(error)}). Unpack the "
-            f"official cifar-10-python.tar.gz there, run `make data-cifar10` on a machine that "
-            f"is online, or point --data-dir (or DATA_DIR) at the folder that holds {FOLDER}/."
-        ) from None
+            f"batches.meta) and downloading it failed ({reason}). Unpack the official "
+            f"cifar-10-python.tar.gz there, run `make data-cifar10` on a machine that is online, "
+            f"or point --data-dir (or DATA_DIR) at the folder that holds {FOLDER}/."))
 
 
 def main(argv=None):

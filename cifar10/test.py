@@ -16,12 +16,9 @@ from common.classify import parse_test_args, test_classifier  # noqa: E402
 
 
 def main(argv=None):
-    args = parse_test_args(argv, __doc__)
-    name = args.saved.get("model")
-    if name not in MODELS:
-        raise cli.UserError(f"{args.run} trained {name!r}, which is not a CIFAR-10 model.")
+    args = parse_test_args(argv, __doc__, MODELS)
     _, test_set = load_cifar10(args.data_dir)
-    test_classifier(args, dataset="cifar10", build_model=MODELS[name], test_set=test_set,
+    test_classifier(args, dataset="cifar10", build_model=MODELS[args.model], test_set=test_set,
                     mean=MEAN, std=STD, resize=args.saved["args"].get("resize"))
 
 

@@ -234,7 +234,8 @@ def write_per_class_csv(classes, per_class, path):
     write_csv(["class"] + [f"{column}_pct" for column in columns], rows, path)
 
 
-def parse_test_args(argv, description):
+def parse_test_args(argv, description, models):
+    """test.py's flags, plus what the run saved: args.saved (its metrics.json), args.model."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--run", required=True, help="run directory written by train.py")
     parser.add_argument("--data-dir", help="data folder (default: the one the run trained on)")
@@ -246,6 +247,9 @@ def parse_test_args(argv, description):
     run = Path(args.run)
     args.out = Path(args.out) if args.out else run / "eval"
     args.saved = read_json(run / "metrics.json", "run metrics")
+    args.model = args.saved.get("model")
+    if args.model not in models:
+        raise UserError(f"{run} trained {args.model!r}, not one of this dataset's models.")
     args.weights = run / "model.pt"
     saved_data_dir = args.saved.get("args", {}).get("data_dir")
     args.data_dir = args.data_dir or saved_data_dir or os.environ.get("DATA_DIR", "./data")
@@ -262,7 +266,7 @@ def test_classifier(args, *, dataset, build_model, test_set, mean, std, resize=N
     try:
         model.load_state_dict(load_torch(args.weights, "weights file"))
     except RuntimeError as error:
-        raise UserError(f"{args.weights} does not fit {args.saved['model']}: "
+        raise UserError(f"{args.weights} does not fit {args.model}: "
                         f"{cli.describe_error(error)[:300]}") from None
     model.to(device)
     if args.limit_test:
@@ -270,9 +274,9 @@ def test_classifier(args, *, dataset, build_model, test_set, mean, std, resize=N
     loader = DeviceLoader(test_set, batch_size=256, device=device, mean=mean, std=std,
                           resize=resize)
     analysis = analyse_test_set(model, loader, test_set, device=device, out=args.out,
-                                title=f"{dataset} {args.saved['model']}")
+                                title=f"{dataset} {args.model}")
     write_per_class_csv(test_set.classes, analysis["per_class"], args.out / "per_class.csv")
-    write_json({"dataset": dataset, "model": args.saved["model"], "run_dir": str(args.run),
+    write_json({"dataset": dataset, "model": args.model, "run_dir": str(args.run),
                 "data_dir": str(args.data_dir), "test_images": len(test_set),
                 "device": runtime.describe_device(device), **analysis}, args.out / "metrics.json")
     print(per_class_table(test_set.classes, analysis["per_class"]))

@@ -5,13 +5,17 @@ MNIST, CIFAR-10 and the scene subset fit in a few hundred MB, so there is nothin
 worker processes: every epoch is a permutation, a gather and a few tensor ops per batch, the
 same code on the CPU and on CUDA.
 """
+import contextlib
+import io
 import math
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from common.cli import UserError
+from common.cli import UserError, describe_error
 
 
 @dataclass
@@ -182,3 +186,18 @@ def smoothed(images):
     result = images.clone()
     result[:, :, 1:-1, 1:-1] = inner
     return result
+
+
+def download_with_torchvision(dataset_class, data_dir, install, failure):
+    """Let torchvision download `dataset_class` (checking its checksums) into a scratch folder
+    inside `data_dir`, quietly; `install(scratch)` then moves the files into place, so an
+    interrupted download leaves nothing half-written. Offline, raise a UserError whose text is
+    `failure(reason)`."""
+    try:
+        Path(data_dir).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=data_dir) as scratch, \
+                contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            dataset_class(scratch, train=True, download=True)
+            install(Path(scratch))
+    except Exception as error:  # offline: URLError, RuntimeError from torchvision, ...
+        raise UserError(failure(describe_error(error))) from None

@@ -5,13 +5,10 @@ long as the files are valid IDX files of 28x28 images and labels 0-9. When the f
 missing, torchvision downloads them; offline, the error says where to put them.
 """
 import argparse
-import contextlib
 import gzip
-import io
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 from common import cli  # noqa: E402
 from common.cli import UserError  # noqa: E402
-from common.data import ImageSet  # noqa: E402
+from common.data import ImageSet, download_with_torchvision  # noqa: E402
 
 FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
@@ -89,25 +86,21 @@ def read_idx(path, ndim):
 
 
 def download(data_dir):
-    """Fetch MNIST with torchvision into a temporary folder, then move the missing files in,
-    so an interrupted download leaves nothing half-written in <data-dir>/MNIST/raw."""
+    """Fetch MNIST with torchvision and move the missing files into <data-dir>/MNIST/raw."""
     raw = Path(data_dir) / "MNIST" / "raw"
     missing = missing_files(raw)
     print(f"MNIST is not complete in {raw}; downloading it with torchvision")
-    try:
-        Path(data_dir).mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=data_dir) as scratch, \
-                contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            torchvision.datasets.MNIST(scratch, train=True, download=True)
-            raw.mkdir(parents=True, exist_ok=True)
-            for name in missing:
-                shutil.move(Path(scratch) / "MNIST" / "raw" / name, raw / name)
-    except Exception as error:  # offline: URLError, RuntimeError from torchvision, ...
-        raise UserError(
-            f"MNIST is not in {raw} (expected {', '.join(all_names())}, plain or .gz) and "
-            f"downloading it failed ({cli.describe_error(error)}). Copy those four files "
-            f"there, run `make data-mnist` on a machine that is online, or point --data-dir "
-            f"(or DATA_DIR) at a folder that holds MNIST/raw/.") from None
+
+    def install(scratch):
+        raw.mkdir(parents=True, exist_ok=True)
+        for name in missing:
+            shutil.move(scratch / "MNIST" / "raw" / name, raw / name)
+
+    download_with_torchvision(torchvision.datasets.MNIST, data_dir, install, lambda reason: (
+        f"MNIST is not in {raw} (expected {', '.join(all_names())}, plain or .gz) and "
+        f"downloading it failed ({reason}). Copy those four files there, run `make data-mnist` "
+        f"on a machine that is online, or point --data-dir (or DATA_DIR) at a folder that holds "
+        f"MNIST/raw/."))
 
 
 def main(argv=None):

@@ -16,13 +16,10 @@ from mnist.models import INPUT_SIZE, MODELS, model_options  # noqa: E402
 
 
 def main(argv=None):
-    args = parse_test_args(argv, __doc__)
-    name = args.saved.get("model")
-    if name not in MODELS:
-        raise cli.UserError(f"{args.run} trained {name!r}, which is not an MNIST model.")
-    _, test_set = load_mnist(args.data_dir, pad_to=INPUT_SIZE.get(name))
-    test_classifier(args, dataset="mnist",
-                    build_model=lambda: MODELS[name](**model_options(args.saved["args"])),
+    args = parse_test_args(argv, __doc__, MODELS)
+    _, test_set = load_mnist(args.data_dir, pad_to=INPUT_SIZE.get(args.model))
+    options = model_options(args.saved["args"])
+    test_classifier(args, dataset="mnist", build_model=lambda: MODELS[args.model](**options),
                     test_set=test_set, mean=MEAN, std=STD)
 
 
