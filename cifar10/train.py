@@ -71,9 +71,10 @@ def add_cifar_arguments(parser):
     group.add_argument("--augment", choices=sorted(AUGMENTATIONS),
                        help="flip-crop: pad-4 random crop and horizontal flip (the ResNet "
                             "paper's); photometric: brightness, contrast, saturation, "
-                            "sharpness and flip (report 001)")
+                            "sharpness and flip (report 001) (%(default)s)")
     group.add_argument("--resize", type=cli.positive_int, default=None, metavar="PIXELS",
-                       help="upsample the 32x32 images on the device (224 for ImageNet models)")
+                       help="upsample the 32x32 images on the device, 224 for ImageNet "
+                            "models (%(default)s)")
 
 
 def main(argv=None):

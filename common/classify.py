@@ -16,7 +16,7 @@ from common import cli, plots, runtime
 from common import tensorboard as tb
 from common.cli import Diverged, UserError
 from common.data import DeviceLoader
-from common.engine import (build_optimizer, build_scheduler, confusion_counts, evaluate, predict,
+from common.engine import (build_optimizer, build_scheduler, count_confusion, evaluate, predict,
                            train_one_epoch)
 from common.files import load_torch, read_json, save_torch, write_csv, write_json
 from common.metrics import (most_confident_mistakes, most_confused_pair, per_class_accuracy,
@@ -49,6 +49,9 @@ def _train(args, dataset, build_model, train_set, test_set, mean, std, augmentat
     if args.limit_test:
         test_set = test_set.random_subset(args.limit_test)
     split = "val" if args.val_split else "test"
+    if args.val_split >= len(train_set):
+        raise UserError(f"--val-split {args.val_split} leaves no training images: there are "
+                        f"{len(train_set):,}.")
     if args.val_split:
         train_set, eval_set = train_set.split(args.val_split, seed=args.seed)
     else:
@@ -194,7 +197,8 @@ def analyse_test_set(model, loader, test_set, *, device, out, title, writer=None
     probabilities, features = predict(model, loader, device=device)
     labels = test_set.labels
     classes = test_set.classes
-    confusion = confusion_counts(labels, probabilities.argmax(1), len(classes))
+    confusion = torch.zeros(len(classes) ** 2, dtype=torch.long)
+    count_confusion(confusion, labels, probabilities.argmax(1), len(classes))
     confusion = confusion.view(len(classes), len(classes))
     picked = probabilities[torch.arange(len(labels)), labels]
     loss = -picked.clamp(min=1e-12).log().mean().item()   # cross-entropy of the test set

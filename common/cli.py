@@ -61,26 +61,28 @@ RECIPE_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "optimi
 def add_training_arguments(parser, dataset):
     """The flags of the design's script contract; their defaults come from the model's recipe."""
     recipe = parser.add_argument_group("recipe (defaults: the report's values for --model)")
-    recipe.add_argument("--epochs", type=positive_int, help="number of epochs")
+    recipe.add_argument("--epochs", type=positive_int, help="number of epochs (%(default)s)")
     recipe.add_argument("--batch-size", type=positive_int,
-                        help="global batch size (split across ranks under torchrun)")
-    recipe.add_argument("--lr", type=positive_float, help="learning rate")
-    recipe.add_argument("--momentum", type=nonnegative_float, help="SGD momentum")
-    recipe.add_argument("--weight-decay", type=nonnegative_float, help="L2 weight decay")
-    recipe.add_argument("--optimizer", choices=("sgd", "asgd", "adam"))
+                        help="global batch size, split across ranks under torchrun (%(default)s)")
+    recipe.add_argument("--lr", type=positive_float, help="learning rate (%(default)s)")
+    recipe.add_argument("--momentum", type=nonnegative_float, help="SGD momentum (%(default)s)")
+    recipe.add_argument("--weight-decay", type=nonnegative_float,
+                        help="L2 weight decay (%(default)s)")
+    recipe.add_argument("--optimizer", choices=("sgd", "asgd", "adam"), help="(%(default)s)")
     recipe.add_argument("--scheduler", choices=("none", "step", "multistep", "cosine"),
-                        help="learning-rate schedule, applied every iteration")
+                        help="learning-rate schedule, applied every iteration (%(default)s)")
     recipe.add_argument("--step-size", type=positive_float, default=30,
-                        help="epochs between decays for --scheduler step (default: %(default)s)")
+                        help="epochs between decays for --scheduler step (%(default)s)")
     recipe.add_argument("--milestones", type=positive_float, nargs="+", default=[],
                         help="epochs at which --scheduler multistep decays")
     recipe.add_argument("--gamma", type=positive_float, default=0.1,
-                        help="decay factor of step and multistep (default: %(default)s)")
+                        help="decay factor of step and multistep (%(default)s)")
     recipe.add_argument("--warmup-iters", type=nonnegative_int, default=0,
                         help="the first N iterations run at --warmup-lr, then the schedule "
-                             "starts (the ResNet paper's warm-up; LeNet's kick-start)")
+                             "starts (the ResNet paper's warm-up; LeNet's kick-start) "
+                             "(%(default)s)")
     recipe.add_argument("--warmup-lr", type=positive_float, default=0.01,
-                        help="learning rate during warm-up (default: %(default)s)")
+                        help="learning rate during warm-up (%(default)s)")
 
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default: 0)")
@@ -135,8 +137,6 @@ def parse_training_args(argv, *, description, dataset, models, recipes, add_argu
         raise KeyError(f"recipe of {args.model} lacks {missing}")
     if args.scheduler == "multistep" and not args.milestones:
         parser.error("--scheduler multistep needs --milestones")
-    if args.limit_train and args.val_split >= args.limit_train:
-        parser.error("--val-split must be smaller than --limit-train")
     args.out = args.out or os.path.join("runs", dataset, args.model)
     return args
 

@@ -51,9 +51,10 @@ def autocast(device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
-def confusion_counts(labels, predictions, num_classes):
-    """Flattened (true, predicted) counts, so summing across batches and ranks is one add."""
-    return torch.bincount(labels * num_classes + predictions, minlength=num_classes ** 2)
+def count_confusion(confusion, labels, predictions, num_classes):
+    """Add the (true, predicted) pairs of a batch to the flat `confusion` counts. index_add_
+    keeps it on the device; torch.bincount would sync with the host on CUDA to size its result."""
+    confusion.index_add_(0, labels * num_classes + predictions, torch.ones_like(labels))
 
 
 def train_one_epoch(model, loader, optimizer, scheduler, *, epoch, num_classes, device, dist,
@@ -76,7 +77,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, *, epoch, num_classes, 
         optimizer.step()
         scheduler.step()
         step_losses[step] = loss.detach()
-        confusion += confusion_counts(labels, logits.detach().argmax(1), num_classes)
+        count_confusion(confusion, labels, logits.detach().argmax(1), num_classes)
 
         if (step + 1) % DIVERGENCE_CHECK_STEPS == 0 or step + 1 == steps:
             check_finite(step_losses[: step + 1], step_lrs, epoch=epoch, steps=steps, dist=dist)
@@ -118,7 +119,7 @@ def evaluate(model, loader, *, num_classes, device, dist):
             logits = model(images)
         totals[0] += F.cross_entropy(logits.float(), labels, reduction="sum")
         totals[1] += len(labels)
-        confusion += confusion_counts(labels, logits.argmax(1), num_classes)
+        count_confusion(confusion, labels, logits.argmax(1), num_classes)
     runtime.all_reduce_sum(totals, dist)
     runtime.all_reduce_sum(confusion, dist)
     matrix = confusion.view(num_classes, num_classes).cpu()

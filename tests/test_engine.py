@@ -92,3 +92,11 @@ def test_average_precision_of_random_scores_is_near_the_positive_rate():
     labels = rng.random(20000) < 0.3
     ap = average_precision(*precision_recall_curve(rng.random(20000), labels))
     assert abs(ap - 0.3) < 0.02
+
+
+def test_confusion_counts_pairs_of_true_and_predicted():
+    from common.engine import count_confusion
+    confusion = torch.zeros(9, dtype=torch.long)
+    count_confusion(confusion, torch.tensor([0, 0, 2, 2, 2]), torch.tensor([0, 1, 2, 2, 0]), 3)
+    count_confusion(confusion, torch.tensor([1]), torch.tensor([1]), 3)
+    assert confusion.view(3, 3).tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
