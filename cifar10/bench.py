@@ -23,8 +23,8 @@ PLAIN_FLIP_CROP = transforms.Compose([
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--models", nargs="+", choices=[f"resnet{d}" for d in (20, 32, 44, 56, 110)],
-                        default=["resnet20", "resnet110"])
+    parser.add_argument("--models", nargs="+", default=["resnet20", "resnet110"],
+                        choices=[f"resnet{depth}" for depth in (20, 32, 44, 56, 110)])
     add_bench_arguments(parser)
     args = parser.parse_args(argv)
     device, _ = runtime.setup(args.device)

@@ -33,7 +33,8 @@ CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
 # torchvision's md5 of each official file, e.g. {"data_batch_1": "c99cafc1..."}
-OFFICIAL_MD5 = dict(torchvision.datasets.CIFAR10.train_list + torchvision.datasets.CIFAR10.test_list)
+OFFICIAL_MD5 = dict(torchvision.datasets.CIFAR10.train_list
+                    + torchvision.datasets.CIFAR10.test_list)
 
 
 class BatchUnpickler(pickle.Unpickler):
@@ -108,7 +109,8 @@ def download(data_dir):
                         "move it away to download the official copy.")
     print(f"CIFAR-10 is not in {folder}; downloading it with torchvision")
     download_with_torchvision(
-        torchvision.datasets.CIFAR10, data_dir, lambda scratch: shutil.move(scratch / FOLDER, folder),
+        torchvision.datasets.CIFAR10, data_dir,
+        lambda scratch: shutil.move(scratch / FOLDER, folder),
         lambda reason: (
             f"CIFAR-10 is not in {folder} (expected {', '.join(TRAIN_FILES + TEST_FILES)} and "
             f"batches.meta) and downloading it failed ({reason}). Unpack the official "

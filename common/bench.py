@@ -4,6 +4,7 @@ of per-image torchvision transforms feeding a plain float32 loop), same model, d
 recipe, timed in one run and reported as a ratio."""
 import os
 import time
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -80,17 +81,13 @@ def time_loops(*, build_model, recipe, our_loader, plain_loader, device, epochs,
         if ours and cuda:
             model = model.to(memory_format=torch.channels_last)
         optimizer = build_optimizer(recipe, model, device)   # the same for both loops
-        step_model = torch.compile(model) if compiled else model
         if ours:
             scheduler = build_scheduler(optimizer, recipe, len(our_loader))
-
-            def epoch():
-                train_one_epoch(step_model, our_loader, optimizer, scheduler, epoch=1,
-                                num_classes=num_classes, device=device,
-                                dist=runtime.Distributed(), log=lambda *_: None)
+            epoch = partial(train_one_epoch, torch.compile(model) if compiled else model,
+                            our_loader, optimizer, scheduler, epoch=1, num_classes=num_classes,
+                            device=device, dist=runtime.Distributed(), log=lambda *_: None)
         else:
-            def epoch():
-                plain_epoch(model, plain_loader, optimizer, device)
+            epoch = partial(plain_epoch, model, plain_loader, optimizer, device)
         epoch()   # warm-up: worker start-up, cuDNN autotuning, compilation
         synchronize(device)
         started = time.perf_counter()
@@ -107,5 +104,6 @@ def print_results(title, results, images):
     print(title)
     print(f"  {'loop':<28} {'s/epoch':>9} {'images/s':>10} {'speed-up':>9}")
     for name, seconds in results:
-        print(f"  {name:<28} {seconds:>9.2f} {images / seconds:>10,.0f} {baseline / seconds:>8.2f}x")
+        print(f"  {name:<28} {seconds:>9.2f} {images / seconds:>10,.0f} "
+              f"{baseline / seconds:>8.2f}x")
 

@@ -117,8 +117,9 @@ def _train(args, dataset, build_model, train_set, test_set, mean, std, augmentat
                   "seconds": trained["seconds"] + time.time() - started}
         history.append(record)
         train_confusion = trained["confusion"]
-        log(f"epoch {epoch:3d}/{args.epochs}  lr {lr:.4g}  train loss {record['train_loss']:.4f} "
-            f"acc {100 * record['train_accuracy']:.2f}%  {split} loss {record[f'{split}_loss']:.4f} "
+        log(f"epoch {epoch:3d}/{args.epochs}  lr {lr:.4g}  "
+            f"train loss {record['train_loss']:.4f} acc {100 * record['train_accuracy']:.2f}%  "
+            f"{split} loss {record[f'{split}_loss']:.4f} "
             f"acc {100 * record[f'{split}_accuracy']:.2f}%  {record['seconds']:.1f}s")
         if writer:
             tb.log_epoch(writer, record, split, trained["step_losses"])

@@ -31,9 +31,9 @@ class ImageSet:
                             f"{self.images.dtype} {tuple(self.images.shape)}")
         if len(self.images) != len(self.labels):
             raise UserError(f"{len(self.images)} images but {len(self.labels)} labels")
-        if len(self.labels) and not 0 <= int(self.labels.min()) <= int(self.labels.max()) < len(self.classes):
-            raise UserError(f"labels must lie in 0..{len(self.classes) - 1}, found "
-                            f"{int(self.labels.min())}..{int(self.labels.max())}")
+        low, high = (int(self.labels.min()), int(self.labels.max())) if len(self.labels) else (0, 0)
+        if not 0 <= low <= high < len(self.classes):
+            raise UserError(f"labels must lie in 0..{len(self.classes) - 1}, found {low}..{high}")
 
     def __len__(self):
         return len(self.labels)
@@ -195,8 +195,9 @@ def download_with_torchvision(dataset_class, data_dir, install, failure):
     `failure(reason)`."""
     try:
         Path(data_dir).mkdir(parents=True, exist_ok=True)
+        quiet = io.StringIO()
         with tempfile.TemporaryDirectory(dir=data_dir) as scratch, \
-                contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
             dataset_class(scratch, train=True, download=True)
             install(Path(scratch))
     except Exception as error:  # offline: URLError, RuntimeError from torchvision, ...

@@ -134,7 +134,8 @@ def predict(model, loader, *, device):
     model.eval()
     last_linear = [module for module in model.modules() if isinstance(module, nn.Linear)][-1]
     captured = []
-    hook = last_linear.register_forward_hook(lambda module, inputs, output: captured.append(inputs[0]))
+    hook = last_linear.register_forward_hook(
+        lambda module, inputs, output: captured.append(inputs[0]))
     probabilities, features = [], []
     try:
         for images, _ in loader:

@@ -12,7 +12,8 @@ def plot_curves(history, split, path, title):
     """Train and `split` (test or val) loss (left) and accuracy (right) per epoch, in one figure."""
     epochs = [record["epoch"] for record in history]
     figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(11, 4))
-    for axes, key, label in ((loss_axes, "loss", "loss"), (accuracy_axes, "accuracy", "accuracy (%)")):
+    panels = ((loss_axes, "loss", "loss"), (accuracy_axes, "accuracy", "accuracy (%)"))
+    for axes, key, label in panels:
         scale = 100 if key == "accuracy" else 1
         axes.plot(epochs, [r[f"train_{key}"] * scale for r in history], marker=".", label="train")
         axes.plot(epochs, [r[f"{split}_{key}"] * scale for r in history], marker=".", label=split)

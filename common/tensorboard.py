@@ -37,7 +37,8 @@ def log_epoch(writer, record, split, step_losses):
 
 def log_pr_curves(writer, probabilities, labels, classes, step):
     for index, name in enumerate(classes):
-        writer.add_pr_curve(f"pr/{name}", labels == index, probabilities[:, index], global_step=step)
+        writer.add_pr_curve(f"pr/{name}", labels == index, probabilities[:, index],
+                            global_step=step)
 
 
 def log_embedding(writer, features, labels, images, classes, step):

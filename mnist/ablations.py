@@ -19,20 +19,26 @@ from mnist import train  # noqa: E402
 
 SGD = ["--optimizer", "sgd", "--lr", "0.01", "--momentum", "0"]
 ADAM = ["--optimizer", "adam", "--lr", "0.001"]
-NO_BN = ["--no-batch-norm"]
+
+
+def mlp(fc_layers, activation, optimizer, batch_norm=False):
+    flags = ["--model", "mlp", "--fc-layers", str(fc_layers), "--activation", activation,
+             *optimizer]
+    return flags if batch_norm else flags + ["--no-batch-norm"]
+
 
 # (run name, the report's question, mnist/train.py flags)
 ABLATIONS = [
-    ("1-mlp2-sigmoid-sgd", "c, d", ["--model", "mlp", "--fc-layers", "2", "--activation", "sigmoid", *NO_BN, *SGD]),
-    ("2-mlp2-relu-sgd", "c, d", ["--model", "mlp", "--fc-layers", "2", "--activation", "relu", *NO_BN, *SGD]),
-    ("3-mlp3-sigmoid-sgd", "c, d", ["--model", "mlp", "--fc-layers", "3", "--activation", "sigmoid", *NO_BN, *SGD]),
-    ("4-mlp3-relu-sgd", "c, d", ["--model", "mlp", "--fc-layers", "3", "--activation", "relu", *NO_BN, *SGD]),
-    ("5-mlp2-sigmoid-adam", "c, d", ["--model", "mlp", "--fc-layers", "2", "--activation", "sigmoid", *NO_BN, *ADAM]),
-    ("6-mlp2-relu-adam", "c, d", ["--model", "mlp", "--fc-layers", "2", "--activation", "relu", *NO_BN, *ADAM]),
-    ("7-mlp3-sigmoid-adam", "c, d", ["--model", "mlp", "--fc-layers", "3", "--activation", "sigmoid", *NO_BN, *ADAM]),
-    ("8-mlp3-relu-adam", "d, f", ["--model", "mlp", "--fc-layers", "3", "--activation", "relu", *NO_BN, *ADAM]),
-    ("9-mlp3-linear-adam", "e", ["--model", "mlp", "--fc-layers", "3", "--activation", "none", *NO_BN, *ADAM]),
-    ("10-mlp3-relu-bn-adam", "f, g, i", ["--model", "mlp", *ADAM]),
+    ("1-mlp2-sigmoid-sgd", "c, d", mlp(2, "sigmoid", SGD)),
+    ("2-mlp2-relu-sgd", "c, d", mlp(2, "relu", SGD)),
+    ("3-mlp3-sigmoid-sgd", "c, d", mlp(3, "sigmoid", SGD)),
+    ("4-mlp3-relu-sgd", "c, d", mlp(3, "relu", SGD)),
+    ("5-mlp2-sigmoid-adam", "c, d", mlp(2, "sigmoid", ADAM)),
+    ("6-mlp2-relu-adam", "c, d", mlp(2, "relu", ADAM)),
+    ("7-mlp3-sigmoid-adam", "c, d", mlp(3, "sigmoid", ADAM)),
+    ("8-mlp3-relu-adam", "d, f", mlp(3, "relu", ADAM)),
+    ("9-mlp3-linear-adam", "e", mlp(3, "none", ADAM)),
+    ("10-mlp3-relu-bn-adam", "f, g, i", mlp(3, "relu", ADAM, batch_norm=True)),
     ("11-conv-adam", "i", ["--model", "conv_nopool", *ADAM]),
     ("12-conv-pool-adam", "j", ["--model", "conv_pool", *ADAM]),
 ]

@@ -44,7 +44,8 @@ def load_mnist(data_dir, pad_to=None):
         if len(images) != len(labels):
             raise UserError(f"{raw}: {len(images)} {split} images but {len(labels)} labels.")
         if len(labels) and labels.max() > 9:
-            raise UserError(f"{find(raw, label_name)} holds label {labels.max()}; MNIST labels are 0-9.")
+            raise UserError(f"{find(raw, label_name)} holds label {labels.max()}; MNIST labels "
+                            "are 0-9.")
         images = torch.from_numpy(images.copy()).unsqueeze(1)
         if pad_to:
             margin = (pad_to - 28) // 2

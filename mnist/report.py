@@ -31,10 +31,9 @@ def section(runs):
     parts.append(per_class_table(CLASSES, entries))
 
     rows = []
-    for number, (name, model, epochs, optimizer, lr, momentum, reported) in enumerate(REPORT_001, 1):
+    for number, (name, *settings, reported) in enumerate(REPORT_001, 1):
         metrics = load_run(runs, "mnist", name)
-        rows.append([number, model, epochs, optimizer, lr, momentum, reported,
-                     final_accuracy(metrics, f"mnist-{name}")])
+        rows.append([number, *settings, reported, final_accuracy(metrics, f"mnist-{name}")])
     parts.append("### Report 001, Table 1 (test accuracy)")
     parts.append(markdown_table(["run", "model", "epochs", "optimizer", "lr", "momentum",
                                  "report", "ours"], rows))

@@ -32,7 +32,8 @@ def history_without_times(run_dir):
 
 def test_training_writes_a_complete_run_directory(mnist_dir, tmp_path):
     out = tmp_path / "bn-net"
-    assert train_run("--model", "bn_net", "--data-dir", mnist_dir, "--out", out, "--epochs", 3, *CPU) == 0
+    assert train_run("--model", "bn_net", "--data-dir", mnist_dir, "--out", out, "--epochs", 3,
+                     *CPU) == 0
     for name in RUN_FILES:
         assert (out / name).exists(), name
     metrics = json.loads((out / "metrics.json").read_text())
@@ -46,11 +47,13 @@ def test_training_writes_a_complete_run_directory(mnist_dir, tmp_path):
 
     events = EventAccumulator(str(out / "tb"), size_guidance={"scalars": 0}).Reload()
     tags = events.Tags()
-    assert {"loss/train", "loss/test", "accuracy/test", "lr", "loss/train_step"} <= set(tags["scalars"])
+    scalars = {"loss/train", "loss/test", "accuracy/test", "lr", "loss/train_step"}
+    assert scalars <= set(tags["scalars"])
     assert len(events.Scalars("loss/train_step")) == 3 * 10   # 600 images / batch 64
     assert tags["graph"]
     assert (out / "tb" / "projector_config.pbtxt").exists()
-    pr_tags = EventAccumulator(str(out / "tb"), size_guidance={"tensors": 0}).Reload().Tags()["tensors"]
+    tensors = EventAccumulator(str(out / "tb"), size_guidance={"tensors": 0}).Reload()
+    pr_tags = tensors.Tags()["tensors"]
     assert any(tag.startswith("pr/") for tag in pr_tags)
 
 
@@ -59,14 +62,16 @@ def test_resume_continues_exactly(mnist_dir, tmp_path):
     assert train_run(*common, "--epochs", 2, "--out", tmp_path / "straight") == 0
     assert train_run(*common, "--epochs", 1, "--out", tmp_path / "resumed") == 0
     assert train_run(*common, "--epochs", 2, "--out", tmp_path / "resumed", "--resume") == 0
-    assert history_without_times(tmp_path / "straight") == history_without_times(tmp_path / "resumed")
+    straight_history = history_without_times(tmp_path / "straight")
+    assert straight_history == history_without_times(tmp_path / "resumed")
     straight = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)
     resumed = torch.load(tmp_path / "resumed" / "model.pt", weights_only=True)
     assert all(torch.equal(straight[name], resumed[name]) for name in straight)
 
 
 def test_a_finished_run_is_never_overwritten(mnist_dir, tmp_path, capsys):
-    args = ["--model", "conv_pool", "--data-dir", mnist_dir, "--out", tmp_path / "run", "--epochs", 1, *CPU]
+    args = ["--model", "conv_pool", "--data-dir", mnist_dir, "--out", tmp_path / "run",
+            "--epochs", 1, *CPU]
     assert train_run(*args) == 0
     before = (tmp_path / "run" / "metrics.json").read_bytes()
     assert train_run(*args) == 2
@@ -74,7 +79,8 @@ def test_a_finished_run_is_never_overwritten(mnist_dir, tmp_path, capsys):
     assert (tmp_path / "run" / "metrics.json").read_bytes() == before
 
 
-def test_divergence_stops_with_exit_3_and_keeps_the_last_good_checkpoint(mnist_dir, tmp_path, capsys):
+def test_divergence_stops_with_exit_3_and_keeps_the_last_good_checkpoint(mnist_dir, tmp_path,
+                                                                          capsys):
     out = tmp_path / "run"
     # lr 0.01 in epoch 1, then multiplied by 1e20: the loss must blow up in epoch 2
     code = train_run("--model", "model1", "--data-dir", mnist_dir, "--out", out, "--epochs", 3,
@@ -112,8 +118,9 @@ def test_bad_input_is_one_message_and_exit_code_2(mnist_dir, tmp_path, arguments
 
 def test_test_script_reevaluates_a_run(mnist_dir, tmp_path, capsys):
     out = tmp_path / "run"
-    assert train_run("--model", "mlp", "--fc-layers", 2, "--activation", "sigmoid", "--no-batch-norm",
-                     "--data-dir", mnist_dir, "--out", out, "--epochs", 2, *CPU) == 0
+    assert train_run("--model", "mlp", "--fc-layers", 2, "--activation", "sigmoid",
+                     "--no-batch-norm", "--data-dir", mnist_dir, "--out", out, "--epochs", 2,
+                     *CPU) == 0
     trained = json.loads((out / "metrics.json").read_text())
     capsys.readouterr()
     assert cli.run(mnist_test.main, ["--run", str(out), "--device", "cpu"]) == 0
@@ -149,7 +156,8 @@ def test_pretrained_offline_explains_and_weights_file_works(mnist_dir, tmp_path,
 
     imagenet = torchvision.models.resnet18(weights=None).state_dict()
     torch.save(imagenet, tmp_path / "resnet18-f37072fd.pth")
-    assert train_run(*common, "--weights", tmp_path / "resnet18-f37072fd.pth", "--out", tmp_path / "b") == 0
+    assert train_run(*common, "--weights", tmp_path / "resnet18-f37072fd.pth",
+                     "--out", tmp_path / "b") == 0
     assert "initialised 120 of 122 tensors" in capsys.readouterr().out
 
 
@@ -181,7 +189,8 @@ def test_ablations_table_and_report(mnist_dir, tmp_path, capsys):
 
     assert train_run("--model", "lenet", "--data-dir", mnist_dir, "--epochs", 1, "--out",
                      runs / "mnist" / "lenet", *CPU) == 0
-    accuracy = json.loads((runs / "mnist" / "lenet" / "metrics.json").read_text())["final"]["test_accuracy"]
+    lenet = json.loads((runs / "mnist" / "lenet" / "metrics.json").read_text())
+    accuracy = lenet["final"]["test_accuracy"]
     assert cli.run(report.main, ["--runs", str(runs)]) == 0
     text = (runs / "REPORT.md").read_text()
     assert f"| {100 * accuracy:.2f} | 98.92 |" in text

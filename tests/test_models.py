@@ -110,5 +110,6 @@ def test_option_a_shortcut_pads_channels_with_zeros():
     x = torch.rand(1, 16, 8, 8)
     out = block(x)
     assert out.shape == (1, 32, 4, 4)
-    assert torch.allclose(out[:, 8:24], torch.relu(x[:, :, ::2, ::2] + block.bn2.bias[8:24, None, None]))
+    shortcut = x[:, :, ::2, ::2]   # subsampled, placed between 8 zero channels on each side
+    assert torch.allclose(out[:, 8:24], torch.relu(shortcut + block.bn2.bias[8:24, None, None]))
     assert torch.allclose(out[:, :8], torch.relu(block.bn2.bias[:8, None, None].expand(1, 8, 4, 4)))
