@@ -129,7 +129,7 @@ cifar10-resnet50-finetune: ## Exercise 4: ImageNet ResNet-50, photometric, 10 ep
 ##@ CIFAR-10, report 003 (PyTorch tutorial recipe: batch 4, momentum 0.9; TensorBoard views)
 cifar10-lenet: ## LeNet (Figure 1): lr 0.001, 2 epochs
 	$(CIFAR10) --model lenet $(ARGS)
-cifar10-vgg16: ## VGG-16 (Figure 8, 1x1 convolutions): lr 1e-4, 3 epochs
+cifar10-vgg16: ## VGG-16 (Figure 8, 1x1 convolutions): Adam lr 1e-4, 3 epochs
 	$(CIFAR10) --model vgg16 $(ARGS)
 
 ##@ CIFAR-10, report 004 (Problems 3-4): SGD lr 0.01 cosine, momentum 0.9, weight decay 5e-4, flip-crop

@@ -50,7 +50,10 @@ RECIPES = {
     "model2": dict(REPORT_001, epochs=20),
     "model3": dict(REPORT_001, epochs=50),
     "mlp": dict(REPORT_001, epochs=20, momentum=0.0),
-    "vgg16": dict(REPORT_003, epochs=3, lr=1e-4),
+    # Report 003 gives VGG-16 only lr 1e-4 (its code came from GitHub). With SGD at that rate
+    # this un-normalised network stays at chance (loss 2.303) for 1,500-4,000 batches of 4
+    # whatever the initialisation; Adam at the same rate learns it.
+    "vgg16": dict(REPORT_003, epochs=3, lr=1e-4, optimizer="adam"),
     "vgg19": dict(REPORT_004, epochs=30),
     "resnet20": RESNET_000,
     "resnet32": RESNET_000,
