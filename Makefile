@@ -127,7 +127,7 @@ cifar10-resnet50-finetune: ## Exercise 4: ImageNet ResNet-50, photometric, 10 ep
 		--weight-decay 0 --scheduler none --augment photometric $(ARGS)
 
 ##@ CIFAR-10, report 003 (PyTorch tutorial recipe: batch 4, momentum 0.9; TensorBoard views)
-cifar10-lenet: ## LeNet (Figure 1): lr 0.001, 2 epochs
+cifar10-lenet: ## LeNet (Figure 1): lr 0.001, 10 epochs with flip-crop (the report: 2, none)
 	$(CIFAR10) --model lenet $(ARGS)
 cifar10-vgg16: ## VGG-16 (Figure 8, 1x1 convolutions): Adam lr 1e-4, 3 epochs
 	$(CIFAR10) --model vgg16 $(ARGS)

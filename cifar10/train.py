@@ -44,7 +44,9 @@ REPORT_004 = dict(batch_size=128, lr=0.01, momentum=0.9, weight_decay=5e-4, opti
                   scheduler="cosine", augment="flip-crop")
 
 RECIPES = {
-    "lenet": dict(REPORT_003, epochs=2, lr=0.001),
+    # The report's two epochs reach its 57%, no more; on the 10,000-image subset ten epochs
+    # with flip-crop give 52% against 41% after two (and 49% after ten without augmentation).
+    "lenet": dict(REPORT_003, epochs=10, lr=0.001, augment="flip-crop"),
     "alexnet": dict(REPORT_000, lr=0.005, momentum=0.9, scheduler="none"),
     "model1": dict(REPORT_001, epochs=20),
     "model2": dict(REPORT_001, epochs=20),
