@@ -38,7 +38,7 @@ def test_lenet_learns_the_real_cifar_subset(real_data_dir, tmp_path):
     from cifar10 import train as cifar_train
     out = tmp_path / "lenet"
     assert cli.run(cifar_train.main, [
-        "--model", "lenet", "--epochs", "1", "--device", "cpu", "--out", str(out),
+        "--model", "lenet", "--epochs", "2", "--device", "cpu", "--out", str(out),
         "--data-dir", str(real_data_dir / "cifar10-jpeg-subset")]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["final"]["test_accuracy"] > 0.25   # chance is 0.10
+    assert metrics["final"]["test_accuracy"] > 0.30   # chance is 0.10; measured 0.38
