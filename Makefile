@@ -60,7 +60,7 @@ data-cifar10: ## download CIFAR-10 into CIFAR10_DIR (or check the copy there)
 	$(PYTHON) cifar10/data.py --data-dir $(CIFAR10_DIR)
 
 ##@ MNIST, report 000 (table "MNIST Performance"): SGD, lr 0.005, weight decay 1e-4, 30 epochs
-mnist-lenet: ## LeNet: batch 64, momentum 0.8 (+ kick-start: 600 iterations at lr 0.05)
+mnist-lenet: ## LeNet: batch 64, momentum 0.8 (+ 600 iterations at lr 0.05, lr / 10 after epoch 20)
 	$(MNIST) --model lenet $(ARGS)
 mnist-alexnet: ## AlexNet with local contrast norm: batch 128, momentum 0.9
 	$(MNIST) --model alexnet $(ARGS)

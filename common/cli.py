@@ -74,7 +74,7 @@ def add_training_arguments(parser, dataset):
     recipe.add_argument("--step-size", type=positive_float, default=30,
                         help="epochs between decays for --scheduler step (%(default)s)")
     recipe.add_argument("--milestones", type=positive_float, nargs="+", default=[],
-                        help="epochs at which --scheduler multistep decays")
+                        help="epochs at which --scheduler multistep decays (%(default)s)")
     recipe.add_argument("--gamma", type=positive_float, default=0.1,
                         help="decay factor of step and multistep (%(default)s)")
     recipe.add_argument("--warmup-iters", type=nonnegative_int, default=0,
