@@ -9,7 +9,6 @@ of numpy classes, so a batch file cannot run code.
 """
 import argparse
 import hashlib
-import os
 import pickle
 import shutil
 import sys
@@ -121,7 +120,7 @@ def download(data_dir):
 def main(argv=None):
     """`make data-cifar10`: download CIFAR-10 if it is missing, then check what is there."""
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--data-dir", default=os.environ.get("DATA_DIR", "./data"))
+    parser.add_argument("--data-dir", default=cli.default_data_dir())
     args = parser.parse_args(argv)
     train_set, test_set = load_cifar10(args.data_dir)
     folder = Path(args.data_dir) / FOLDER

@@ -36,7 +36,7 @@ def add_bench_arguments(parser):
     parser.add_argument("--epochs", type=cli.positive_int, default=1,
                         help="timed epochs per loop, after one warm-up epoch (default: 1)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--data-dir", default=os.environ.get("DATA_DIR", "./data"))
+    parser.add_argument("--data-dir", default=cli.default_data_dir())
     parser.add_argument("--limit-train", type=cli.positive_int, metavar="N",
                         help="time on a fixed random N training images (slow devices)")
     parser.add_argument("--workers", type=cli.nonnegative_int, default=min(8, os.cpu_count()),

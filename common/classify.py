@@ -5,7 +5,6 @@ The run directory (--out) ends up holding metrics.json, per_class.csv, curves.pn
 confusion.png, worst.png, pr_curves.png, model.pt, checkpoint.pt and tb/.
 """
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -257,7 +256,7 @@ def parse_test_args(argv, description, models):
         raise UserError(f"{run} trained {args.model!r}, not one of this dataset's models.")
     args.weights = run / "model.pt"
     saved_data_dir = args.saved.get("args", {}).get("data_dir")
-    args.data_dir = args.data_dir or saved_data_dir or os.environ.get("DATA_DIR", "./data")
+    args.data_dir = args.data_dir or saved_data_dir or cli.default_data_dir()
     return args
 
 

@@ -42,7 +42,7 @@ def _number_type(convert, minimum, strict, what):
             value = convert(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if value < minimum or (strict and value == minimum) or value != value:
+        if value < minimum or (strict and value == minimum) or value != value:   # or NaN
             bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
             raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
         return value
@@ -54,13 +54,19 @@ nonnegative_int = _number_type(int, 0, False, "an integer")
 positive_float = _number_type(float, 0.0, True, "a number")
 nonnegative_float = _number_type(float, 0.0, False, "a number")
 
+
+def default_data_dir():
+    """Where data is read when --data-dir is not given: $DATA_DIR, else ./data."""
+    return os.environ.get("DATA_DIR", "./data")
+
+
 # Flags every recipe sets; a dataset's train.py gives each model a value for all of them.
 RECIPE_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "optimizer", "scheduler")
 
 
 def add_training_arguments(parser, dataset):
     """The flags of the design's script contract; their defaults come from the model's recipe."""
-    recipe = parser.add_argument_group("recipe (defaults: the report's values for --model)")
+    recipe = parser.add_argument_group("recipe (defaults: the recipe of --model, listed below)")
     recipe.add_argument("--epochs", type=positive_int, help="number of epochs (%(default)s)")
     recipe.add_argument("--batch-size", type=positive_int,
                         help="global batch size, split across ranks under torchrun (%(default)s)")
@@ -88,7 +94,7 @@ def add_training_arguments(parser, dataset):
     run.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default: 0)")
     run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                      help="auto picks CUDA when available (default: auto)")
-    run.add_argument("--data-dir", default=os.environ.get("DATA_DIR", "./data"),
+    run.add_argument("--data-dir", default=default_data_dir(),
                      help="folder holding the data in torchvision's layout "
                           "(default: $DATA_DIR or ./data; now %(default)s)")
     run.add_argument("--out", help=f"run directory (default: runs/{dataset}/<model>)")
@@ -113,7 +119,7 @@ def parse_training_args(argv, *, description, dataset, models, recipes, add_argu
     """Parse a dataset's train.py flags, with the chosen model's recipe as the defaults.
 
     `--model` is read first so that `--model X --help` shows X's recipe and every flag the user
-    leaves out takes the value the report used for X.
+    leaves out takes X's recipe value.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     probe = argparse.ArgumentParser(add_help=False)

@@ -43,6 +43,7 @@ class Report001Net(nn.Module):
     3, CIFAR-10 Figures 7, 9 and 11), which differ in channels, hidden widths and dropouts.
 
     forward: conv1, ReLU, conv2, ReLU, pool, [dc1], flatten, fc1, ReLU, dc2, [fc2, ReLU, ...], fcN
+    The linear layers are numbered in order (CIFAR-10 Model-3 prints its second one as fc3).
     """
 
     def __init__(self, in_channels, channels, hidden, image_size, first_dropout=True,
@@ -138,18 +139,16 @@ IMAGENET_WEIGHTS = {
 
 
 def torchvision_classifier(arch, num_classes, in_channels=3):
-    """A torchvision ImageNet architecture with a `num_classes` head (and a first convolution
-    for `in_channels`), randomly initialised; `load_initial_weights` fills in ImageNet's."""
+    """A torchvision ImageNet architecture with a `num_classes` head (and, for a ResNet, a
+    first convolution for `in_channels`), randomly initialised; `load_initial_weights` fills
+    in ImageNet's."""
     model = getattr(torchvision.models, arch)(weights=None)
     if arch.startswith("resnet"):
         model.fc = nn.Linear(model.fc.in_features, num_classes)
-        if in_channels != 3:
+        if in_channels != 3:   # MNIST's grey digits
             model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
     else:
         model.classifier[-1] = nn.Linear(model.classifier[-1].in_features, num_classes)
-        if in_channels != 3:
-            first = model.features[0]
-            model.features[0] = nn.Conv2d(in_channels, first.out_channels, kernel_size=3, padding=1)
     model.imagenet_arch = arch
     return model
 

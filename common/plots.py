@@ -1,4 +1,6 @@
 """The figures of a run directory: curves.png, confusion.png, worst.png, pr_curves.png."""
+import math
+
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display needed
@@ -53,7 +55,7 @@ def plot_worst(images, labels, probabilities, classes, path, title):
     """The most confidently wrong images, captioned true -> predicted (probability)."""
     count = len(images)
     columns = min(count, 5) or 1
-    rows = max(1, -(-count // columns))
+    rows = max(1, math.ceil(count / columns))
     figure, grid = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.5 * rows), squeeze=False)
     for axes in grid.flat:
         axes.axis("off")

@@ -6,7 +6,6 @@ missing, torchvision downloads them; offline, the error says where to put them.
 """
 import argparse
 import gzip
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -107,7 +106,7 @@ def download(data_dir):
 def main(argv=None):
     """`make data-mnist`: download MNIST if it is missing, then check what is there."""
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--data-dir", default=os.environ.get("DATA_DIR", "./data"))
+    parser.add_argument("--data-dir", default=cli.default_data_dir())
     args = parser.parse_args(argv)
     train_set, test_set = load_mnist(args.data_dir)
     print(f"MNIST in {Path(args.data_dir) / 'MNIST' / 'raw'}: {len(train_set):,} train and "
