@@ -18,9 +18,8 @@ from common.data import DeviceLoader
 from common.engine import (build_optimizer, build_scheduler, count_confusion, evaluate, predict,
                            train_one_epoch)
 from common.files import load_torch, read_json, save_torch, write_csv, write_json
-from common.metrics import (most_confident_mistakes, most_confused_pair, per_class_accuracy,
-                            per_class_average_precision, per_class_precision,
-                            precision_recall_curve)
+from common.metrics import (average_precision, most_confident_mistakes, most_confused_pair,
+                            per_class_accuracy, per_class_precision, precision_recall_curve)
 from common.nets import load_initial_weights
 
 WORST_COUNT = 10          # images in worst.png
@@ -204,7 +203,7 @@ def analyse_test_set(model, loader, test_set, *, device, out, title, writer=None
     loss = -picked.clamp(min=1e-12).log().mean().item()   # cross-entropy of the test set
     curves = [precision_recall_curve(probabilities[:, k].numpy(), (labels == k).numpy())
               for k in range(len(classes))]
-    average_precisions = per_class_average_precision(probabilities.numpy(), labels.numpy())
+    average_precisions = [average_precision(precision, recall) for precision, recall in curves]
     worst = most_confident_mistakes(probabilities, labels, WORST_COUNT)
 
     plots.plot_confusion(confusion, classes, out / "confusion.png", f"{title}: test confusion")
@@ -283,7 +282,7 @@ def test_classifier(args, *, dataset, build_model, test_set, mean, std, resize=N
     write_json({"dataset": dataset, "model": args.model, "run_dir": str(args.run),
                 "data_dir": str(args.data_dir), "test_images": len(test_set),
                 "device": runtime.describe_device(device), **analysis}, args.out / "metrics.json")
-    print(per_class_table(test_set.classes, analysis["per_class"]))
+    print(per_class_text(test_set.classes, analysis["per_class"]))
     print(f"test accuracy {100 * analysis['accuracy']:.2f}% on {len(test_set):,} images "
           f"(loss {analysis['loss']:.4f}) -> {args.out}")
     # the analysis report 004 asks for: which true class is most often taken for which
@@ -294,7 +293,8 @@ def test_classifier(args, *, dataset, build_model, test_set, mean, std, resize=N
     return analysis
 
 
-def per_class_table(classes, per_class):
+def per_class_text(classes, per_class):
+    """The per-class figures as an aligned console table (common/report.py makes markdown)."""
     columns = list(per_class)
     width = max(len(name) for name in classes + ["class"])
     lines = [f"{'class':<{width}}  " + "  ".join(f"{column:>22}" for column in columns)]

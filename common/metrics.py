@@ -45,14 +45,6 @@ def average_precision(precision, recall):
     return float(np.sum((recall[steps + 1] - recall[steps]) * precision[steps + 1]))
 
 
-def per_class_average_precision(probabilities, labels):
-    """One-vs-rest AP of every class from (N, K) probabilities."""
-    probabilities = np.asarray(probabilities)
-    labels = np.asarray(labels)
-    return [average_precision(*precision_recall_curve(probabilities[:, k], labels == k))
-            for k in range(probabilities.shape[1])]
-
-
 def most_confident_mistakes(probabilities, labels, count):
     """Indices of the `count` wrong predictions made with the highest probability."""
     probabilities = torch.as_tensor(probabilities)
