@@ -134,6 +134,10 @@ IMAGENET_WEIGHTS = {
     "resnet18": "ResNet18_Weights.IMAGENET1K_V1",
     "resnet50": "ResNet50_Weights.IMAGENET1K_V1",
     "resnet101": "ResNet101_Weights.IMAGENET1K_V1",
+    "resnet152": "ResNet152_Weights.IMAGENET1K_V1",
+    "vgg16": "VGG16_Weights.IMAGENET1K_V1",
+    # SSD's VGG-16: the Caffe-trained features (inputs in 0-255, BGR means subtracted)
+    "vgg16_features": "VGG16_Weights.IMAGENET1K_FEATURES",
     "vgg19": "VGG19_Weights.IMAGENET1K_V1",
 }
 
@@ -173,6 +177,9 @@ def load_initial_weights(model, *, pretrained, weights_file, log=print):
 
     Every tensor whose name and shape match is copied; a 3-channel first convolution is summed
     into a 1-channel one (MNIST); the rest (the new head) keeps its random initialisation.
+    A model that embeds an ImageNet network under other names (a detector's backbone) says
+    where each ImageNet tensor goes with a method `imagenet_name(name) -> own name or None`;
+    a file is read with whichever naming, its own or ImageNet's, fits more tensors.
     """
     if weights_file:
         state, source = load_torch(weights_file, "weights file"), weights_file
@@ -189,10 +196,28 @@ def load_initial_weights(model, *, pretrained, weights_file, log=print):
     if not isinstance(state, dict):
         raise UserError(f"{source} does not hold a state dict of weights.")
 
-    own = model.state_dict()
+    namings = [lambda name: name]
+    if hasattr(model, "imagenet_name"):
+        namings.append(model.imagenet_name)
+    own, copied = max((fitting_tensors(model.state_dict(), state, rename) for rename in namings),
+                      key=lambda result: len(result[1]))
+    if not copied:
+        raise UserError(f"no tensor of {source} fits {type(model).__name__}: wrong file or model.")
+    model.load_state_dict(own)
+    left = [name for name in own if name not in copied]
+    shown = ", ".join(left[:8]) + (f" and {len(left) - 8} more" if len(left) > 8 else "")
+    log(f"initialised {len(copied)} of {len(own)} tensors from {source}"
+        + (f"; random: {shown}" if left else ""))
+
+
+def fitting_tensors(own, state, rename):
+    """(`own` with every tensor of `state` that fits put in, names of those copied); `rename`
+    maps a name of `state` to one of `own` (None: no place for it)."""
+    own = dict(own)
     copied = []
-    for name, tensor in state.items():
-        target = own.get(name)
+    for source_name, tensor in state.items():
+        name = rename(source_name)
+        target = own.get(name) if name else None
         if target is None or not isinstance(tensor, torch.Tensor):
             continue
         if tensor.shape == target.shape:
@@ -203,9 +228,4 @@ def load_initial_weights(model, *, pretrained, weights_file, log=print):
         else:
             continue
         copied.append(name)
-    if not copied:
-        raise UserError(f"no tensor of {source} fits {type(model).__name__}: wrong file or model.")
-    model.load_state_dict(own)
-    left = [name for name in own if name not in copied]
-    log(f"initialised {len(copied)} of {len(own)} tensors from {source}"
-        + (f"; random: {', '.join(left)}" if left else ""))
+    return own, copied
