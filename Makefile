@@ -71,7 +71,7 @@ mnist-resnet18-pretrained: ## ResNet-18 from ImageNet weights: batch 64, momentu
 mnist-model1-sgd: ## run 1: Model-1, 10 epochs, SGD lr 0.01
 	$(MNIST) --model model1 --epochs 10 --momentum 0 $(ARGS)
 mnist-model1-asgd: ## run 2: Model-1, 10 epochs, ASGD lr 0.001
-	$(MNIST) --model model1 --epochs 10 --optimizer asgd --lr 0.001 --momentum 0 $(ARGS)
+	$(MNIST) --model model1 --epochs 10 --optimizer asgd --lr 0.001 $(ARGS)
 mnist-model1-momentum: ## run 3: Model-1, 10 epochs, SGD lr 0.01 momentum 0.9
 	$(MNIST) --model model1 --epochs 10 $(ARGS)
 mnist-model2-10ep: ## run 4: Model-2, 10 epochs, SGD lr 0.01 momentum 0.9

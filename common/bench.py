@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from common import cli, runtime
-from common.engine import build_optimizer, build_scheduler, train_one_epoch
+from common.engine import build_optimizer, build_scheduler, grad_scaler, train_one_epoch
 
 
 class PerImageDataset(torch.utils.data.Dataset):
@@ -83,9 +83,12 @@ def time_loops(*, build_model, recipe, our_loader, plain_loader, device, epochs,
         optimizer = build_optimizer(recipe, model, device)   # the same for both loops
         if ours:
             scheduler = build_scheduler(optimizer, recipe, len(our_loader))
+            precision = runtime.resolve_precision("auto", device)
             epoch = partial(train_one_epoch, torch.compile(model) if compiled else model,
-                            our_loader, optimizer, scheduler, epoch=1, num_classes=num_classes,
-                            device=device, dist=runtime.Distributed(), log=lambda *_: None)
+                            our_loader, optimizer, scheduler, grad_scaler(device, precision),
+                            epoch=1, num_classes=num_classes, device=device,
+                            dist=runtime.Distributed(), precision=precision,
+                            log=lambda *_: None)
         else:
             epoch = partial(plain_epoch, model, plain_loader, optimizer, device)
         epoch()   # warm-up: worker start-up, cuDNN autotuning, compilation

@@ -9,21 +9,22 @@ import time
 from pathlib import Path
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
 
 from common import cli, plots, runtime
 from common import tensorboard as tb
 from common.cli import Diverged, UserError
 from common.data import DeviceLoader
-from common.engine import (build_optimizer, build_scheduler, count_confusion, evaluate, predict,
-                           train_one_epoch)
+from common.engine import count_confusion, evaluate, predict, train_one_epoch
 from common.files import load_torch, read_json, save_torch, write_csv, write_json
 from common.metrics import (average_precision, most_confident_mistakes, most_confused_pair,
                             per_class_accuracy, per_class_precision, precision_recall_curve)
-from common.nets import load_initial_weights
+from common.training import (check_batch_size, divergence, optimization, prepare_model,
+                             resume_state, run_record, save_checkpoint)
 
 WORST_COUNT = 10          # images in worst.png
 EMBEDDING_COUNT = 1000    # test images in the TensorBoard projector
+MIXUP_ACCURACY = ("under mixup, a training prediction counts as right when it names the label "
+                  "of the larger mixing weight")
 
 
 def train_classifier(args, *, dataset, build_model, train_set, test_set, mean, std,
@@ -41,7 +42,8 @@ def train_classifier(args, *, dataset, build_model, train_set, test_set, mean, s
 def _train(args, dataset, build_model, train_set, test_set, mean, std, augmentation, resize,
            device, dist, log):
     out = Path(args.out)
-    resumed = resume_state(args, out)
+    resumed = resume_state(args, out, dataset)
+    precision = runtime.resolve_precision(args.precision, device)
     if args.limit_train:
         train_set = train_set.random_subset(args.limit_train)
     if args.limit_test:
@@ -61,71 +63,62 @@ def _train(args, dataset, build_model, train_set, test_set, mean, std, augmentat
     train_loader = DeviceLoader(train_set, batch_size=args.batch_size, train=True, seed=args.seed,
                                 **augmentation, **loading)
     eval_loader = DeviceLoader(eval_set, batch_size=2 * args.batch_size, **loading)
+    if len(train_loader) == 0:
+        raise UserError(f"{len(train_set)} training images are too few for a batch of "
+                        f"{args.batch_size} split across {dist.world_size} process(es).")
 
     torch.manual_seed(args.seed)   # the same initial weights on every rank and every rerun
     model = build_model()
-    if resumed:
-        model.load_state_dict(resumed["model"])
-    else:
-        load_initial_weights(model, pretrained=args.pretrained, weights_file=args.weights, log=log)
-    model.to(device, memory_format=torch.channels_last if cuda else torch.contiguous_format)
-    parameters = sum(p.numel() for p in model.parameters())
-
-    train_model = model
-    if dist.enabled:
-        train_model = DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
-    if args.compile:
-        train_model = torch.compile(train_model)
-    # DDP's forward syncs buffers across ranks, which uneven evaluation shards cannot do.
-    eval_model = model if dist.enabled else train_model
-
-    optimizer = build_optimizer(args, model, device)
-    scheduler = build_scheduler(optimizer, args, len(train_loader))
+    check_batch_size(model, train_loader.batch_size, dist)
+    model, train_model, eval_model = prepare_model(model, args, device=device, dist=dist,
+                                                   resumed=resumed, log=log)
+    optimizer, scheduler, scaler = optimization(args, model, device=device, precision=precision,
+                                                steps_per_epoch=len(train_loader),
+                                                resumed=resumed)
     history, train_confusion = [], None
     if resumed:
-        optimizer.load_state_dict(resumed["optimizer"])
-        scheduler.load_state_dict(resumed["scheduler"])
         history, train_confusion = resumed["history"], resumed["train_confusion"]
 
     writer = tb.open_writer(out) if dist.is_main else None
     if writer and not resumed:
         tb.log_graph(writer, model, next(iter(eval_loader))[0][:2])
-    log(f"{dataset} {args.model}: {parameters:,} parameters | {len(train_set):,} train, "
-        f"{len(eval_set):,} {split} images | {runtime.describe_device(device)}"
+    log(f"{dataset} {args.model}: {sum(p.numel() for p in model.parameters()):,} parameters | "
+        f"{len(train_set):,} train, {len(eval_set):,} {split} images | "
+        f"{runtime.describe_device(device)}, {precision}"
         + (f" x {dist.world_size} processes" if dist.enabled else "") + f" | {out}")
+    if args.mixup:
+        log(f"mixup alpha {args.mixup}: {MIXUP_ACCURACY}")
 
     num_classes = len(train_set.classes)
     for epoch in range(len(history) + 1, args.epochs + 1):
         runtime.seed_epoch(args.seed, epoch, dist.rank)
         train_loader.set_epoch(epoch)
-        lr = optimizer.param_groups[0]["lr"]
         try:
-            trained = train_one_epoch(train_model, train_loader, optimizer, scheduler, epoch=epoch,
-                                      num_classes=num_classes, device=device, dist=dist, log=log)
+            trained = train_one_epoch(train_model, train_loader, optimizer, scheduler, scaler,
+                                      epoch=epoch, num_classes=num_classes, device=device,
+                                      dist=dist, precision=precision, mixup_alpha=args.mixup,
+                                      seed=args.seed, log=log)
         except Diverged as error:
-            kept = (f"The checkpoint of epoch {epoch - 1} stays in {out / 'checkpoint.pt'}."
-                    if epoch > 1 else "No checkpoint had been written yet.")
-            raise Diverged(f"{error} {kept} Try a lower --lr.") from None
+            raise divergence(error, epoch=epoch, out=out) from None
         started = time.time()
         evaluated = evaluate(eval_model, eval_loader, num_classes=num_classes, device=device,
-                             dist=dist)
-        record = {"epoch": epoch, "lr": lr,
+                             dist=dist, precision=precision)
+        record = {"epoch": epoch,
+                  "lr_first": trained["step_lrs"][0], "lr_last": trained["step_lrs"][-1],
                   "train_loss": trained["loss"], "train_accuracy": trained["accuracy"],
                   f"{split}_loss": evaluated["loss"], f"{split}_accuracy": evaluated["accuracy"],
                   "seconds": trained["seconds"] + time.time() - started}
         history.append(record)
         train_confusion = trained["confusion"]
-        log(f"epoch {epoch:3d}/{args.epochs}  lr {lr:.4g}  "
+        log(f"epoch {epoch:3d}/{args.epochs}  lr {lr_text(record)}  "
             f"train loss {record['train_loss']:.4f} acc {100 * record['train_accuracy']:.2f}%  "
             f"{split} loss {record[f'{split}_loss']:.4f} "
             f"acc {100 * record[f'{split}_accuracy']:.2f}%  {record['seconds']:.1f}s")
         if writer:
-            tb.log_epoch(writer, record, split, trained["step_losses"])
-            save_torch({"dataset": dataset, "model_name": args.model, "args": vars(args),
-                        "epoch": epoch, "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "history": history, "train_confusion": train_confusion},
-                       out / "checkpoint.pt")
+            tb.log_epoch(writer, record, trained["step_losses"], trained["step_lrs"])
+            save_checkpoint(out, dataset=dataset, args=args, epoch=epoch, model=model,
+                            optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+                            history=history, train_confusion=train_confusion)
 
     runtime.barrier(dist)
     if not dist.is_main:
@@ -138,12 +131,12 @@ def _train(args, dataset, build_model, train_set, test_set, mean, std, augmentat
                                std=std, resize=resize, channels_last=cuda)
     analysis = analyse_test_set(model, test_loader, test_set, device=device, out=out,
                                 title=f"{dataset} {args.model}", writer=writer,
-                                step=len(history))
+                                step=len(history), precision=precision)
     metrics = {
-        "dataset": dataset, "model": args.model, "target": f"{dataset}-{out.name}",
-        "run_dir": str(out), "args": vars(args), "parameters": parameters,
-        "device": runtime.describe_device(device), "world_size": dist.world_size,
-        "versions": runtime.versions(), "classes": train_set.classes, "eval_split": split,
+        **run_record(args, dataset=dataset, out=out, model=model, device=device, dist=dist,
+                     precision=precision),
+        "classes": train_set.classes, "eval_split": split,
+        "train_accuracy_counts": MIXUP_ACCURACY if args.mixup else "the true label",
         "history": history,
         "final": {"epochs": len(history), "train_loss": history[-1]["train_loss"],
                   "train_accuracy": history[-1]["train_accuracy"],
@@ -158,42 +151,26 @@ def _train(args, dataset, build_model, train_set, test_set, mean, std, augmentat
     }
     write_per_class_csv(metrics["classes"], metrics["per_class"], out / "per_class.csv")
     plots.plot_curves(history, split, out / "curves.png", f"{dataset} {args.model}")
-    tb.log_hparams(writer, args, {"test_accuracy": analysis["accuracy"],
-                                  "test_loss": analysis["loss"],
-                                  "train_accuracy": history[-1]["train_accuracy"]})
+    tb.log_hparams(writer, metrics["args"], {"test_accuracy": analysis["accuracy"],
+                                             "test_loss": analysis["loss"],
+                                             "train_accuracy": history[-1]["train_accuracy"]})
     writer.close()
     write_json(metrics, out / "metrics.json")
     log(f"test accuracy {100 * analysis['accuracy']:.2f}% (loss {analysis['loss']:.4f}) after "
         f"{len(history)} epochs, {metrics['final']['train_seconds']:.0f}s of training -> {out}")
 
 
-def resume_state(args, out):
-    """The checkpoint to continue from, or None for a fresh run. A fresh run never replaces an
-    earlier one: the user resumes it, deletes it or picks another --out."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file, not a directory.")
-    if args.resume is None:
-        for name in ("checkpoint.pt", "metrics.json"):
-            if (out / name).exists():
-                raise UserError(f"{out} already holds a run ({name}). Add --resume to continue "
-                                "it, pass another --out, or delete the folder to start over.")
-        return None
-    path = Path(args.resume) if args.resume else out / "checkpoint.pt"
-    if not path.exists():
-        raise UserError(f"nothing to resume: {path} does not exist. Start without --resume.")
-    state = load_torch(path, "checkpoint")
-    if not isinstance(state, dict) or not {"model", "optimizer", "history"} <= state.keys():
-        raise UserError(f"checkpoint {path} is not a checkpoint.pt of this suite.")
-    if state.get("model_name") != args.model:
-        raise UserError(f"checkpoint {path} is of model {state.get('model_name')!r}, not "
-                        f"{args.model!r}.")
-    return state
+def lr_text(record):
+    """An epoch's learning rate for the console: one value, or first -> last step's."""
+    first, last = record["lr_first"], record["lr_last"]
+    return f"{first:.4g}" if first == last else f"{first:.4g}->{last:.4g}"
 
 
-def analyse_test_set(model, loader, test_set, *, device, out, title, writer=None, step=0):
+def analyse_test_set(model, loader, test_set, *, device, out, title, writer=None, step=0,
+                     precision="fp32"):
     """Predict every test image and write confusion.png (row-normalised), worst.png,
     pr_curves.png and, given a writer, TensorBoard PR curves and the embedding projector."""
-    probabilities, features = predict(model, loader, device=device)
+    probabilities, features = predict(model, loader, device=device, precision=precision)
     labels = test_set.labels
     classes = test_set.classes
     confusion = torch.zeros(len(classes) ** 2, dtype=torch.long)
@@ -243,6 +220,8 @@ def parse_test_args(argv, description, models):
     parser.add_argument("--run", required=True, help="run directory written by train.py")
     parser.add_argument("--data-dir", help="data folder (default: the one the run trained on)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto",
+                        help="as train.py's (default: auto)")
     parser.add_argument("--out", help="where to write the evaluation (default: <run>/eval)")
     parser.add_argument("--limit-test", type=cli.positive_int, metavar="N",
                         help="evaluate a fixed random N test images")
@@ -265,6 +244,7 @@ def test_classifier(args, *, dataset, build_model, test_set, mean, std, resize=N
     if args.saved.get("dataset") != dataset:
         raise UserError(f"{args.run} is a {args.saved.get('dataset')} run, not {dataset}.")
     device, _ = runtime.setup(args.device)
+    precision = runtime.resolve_precision(args.precision, device)
     model = build_model()
     try:
         model.load_state_dict(load_torch(args.weights, "weights file"))
@@ -277,11 +257,12 @@ def test_classifier(args, *, dataset, build_model, test_set, mean, std, resize=N
     loader = DeviceLoader(test_set, batch_size=256, device=device, mean=mean, std=std,
                           resize=resize)
     analysis = analyse_test_set(model, loader, test_set, device=device, out=args.out,
-                                title=f"{dataset} {args.model}")
+                                title=f"{dataset} {args.model}", precision=precision)
     write_per_class_csv(test_set.classes, analysis["per_class"], args.out / "per_class.csv")
     write_json({"dataset": dataset, "model": args.model, "run_dir": str(args.run),
                 "data_dir": str(args.data_dir), "test_images": len(test_set),
-                "device": runtime.describe_device(device), **analysis}, args.out / "metrics.json")
+                "device": runtime.describe_device(device), "precision": precision, **analysis},
+               args.out / "metrics.json")
     print(per_class_text(test_set.classes, analysis["per_class"]))
     print(f"test accuracy {100 * analysis['accuracy']:.2f}% on {len(test_set):,} images "
           f"(loss {analysis['loss']:.4f}) -> {args.out}")

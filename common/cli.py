@@ -24,7 +24,7 @@ def run(main, argv=None):
     try:
         main(argv)
     except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {user_message(error)}", file=sys.stderr)
         return 2
     except Diverged as error:
         print(f"diverged: {error}", file=sys.stderr)
@@ -34,6 +34,16 @@ def run(main, argv=None):
               "add --resume to continue", file=sys.stderr)
         return 130
     return 0
+
+
+def user_message(error):
+    """The text of a UserError. One raised in a DataLoader worker process reaches the main
+    process wrapped in the worker's traceback, whose last line holds the message."""
+    text = str(error)
+    marker = f"{UserError.__name__}: "
+    if "Original Traceback" in text and marker in text:
+        return text.rsplit(marker, 1)[1].strip()
+    return text
 
 
 def _number_type(convert, minimum, strict, what):
@@ -61,90 +71,178 @@ def default_data_dir():
 
 
 # Flags every recipe sets; a dataset's train.py gives each model a value for all of them.
-RECIPE_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "optimizer", "scheduler")
+RECIPE_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "optimizer", "scheduler")
+UNSET = object()   # marks a flag left to its default
 
 
-def add_training_arguments(parser, dataset):
-    """The flags of the design's script contract; their defaults come from the model's recipe."""
+def add_training_arguments(parser, dataset, classification=True):
+    """The flags of the design's script contract; their defaults come from the model's recipe.
+    `classification` adds the flags that only classifiers have (--mixup, --val-split)."""
     recipe = parser.add_argument_group("recipe (defaults: the recipe of --model, listed below)")
     recipe.add_argument("--epochs", type=positive_int, help="number of epochs (%(default)s)")
     recipe.add_argument("--batch-size", type=positive_int,
                         help="global batch size, split across ranks under torchrun (%(default)s)")
     recipe.add_argument("--lr", type=positive_float, help="learning rate (%(default)s)")
-    recipe.add_argument("--momentum", type=nonnegative_float, help="SGD momentum (%(default)s)")
+    recipe.add_argument("--optimizer", choices=("sgd", "asgd", "adam"), help="(%(default)s)")
+    recipe.add_argument("--momentum", type=nonnegative_float,
+                        help="momentum of --optimizer sgd; refused with the others (%(default)s)")
     recipe.add_argument("--weight-decay", type=nonnegative_float,
                         help="L2 weight decay (%(default)s)")
-    recipe.add_argument("--optimizer", choices=("sgd", "asgd", "adam"), help="(%(default)s)")
     recipe.add_argument("--scheduler", choices=("none", "step", "multistep", "cosine"),
                         help="learning-rate schedule, applied every iteration (%(default)s)")
-    recipe.add_argument("--step-size", type=positive_float, default=30,
-                        help="epochs between decays for --scheduler step (%(default)s)")
-    recipe.add_argument("--milestones", type=positive_float, nargs="+", default=[],
-                        help="epochs at which --scheduler multistep decays (%(default)s)")
-    recipe.add_argument("--gamma", type=positive_float, default=0.1,
-                        help="decay factor of step and multistep (%(default)s)")
+    recipe.add_argument("--step-size", type=positive_float,
+                        help="epochs between decays, --scheduler step only (default 30)")
+    recipe.add_argument("--milestones", type=positive_float, nargs="+",
+                        help="epochs at which the rate decays, --scheduler multistep only "
+                             "(%(default)s)")
+    recipe.add_argument("--gamma", type=positive_float,
+                        help="decay factor of --scheduler step and multistep (default 0.1)")
     recipe.add_argument("--warmup-iters", type=nonnegative_int, default=0,
-                        help="the first N iterations run at --warmup-lr, then the schedule "
+                        help="the first N iterations run at the warm-up rate, then the schedule "
                              "starts (the ResNet paper's warm-up; LeNet's kick-start) "
                              "(%(default)s)")
-    recipe.add_argument("--warmup-lr", type=positive_float, default=0.01,
-                        help="learning rate during warm-up (%(default)s)")
+    recipe.add_argument("--warmup-lr", type=positive_float,
+                        help="learning rate of the warm-up, an absolute rate; with "
+                             "--warmup-iters only (default 0.01)")
+    recipe.add_argument("--warmup-shape", choices=("constant", "linear"),
+                        help="constant: every warm-up iteration at --warmup-lr; linear: from "
+                             "--warmup-lr up to --lr; with --warmup-iters only (default "
+                             "constant)")
+    if classification:
+        recipe.add_argument("--mixup", type=nonnegative_float, default=0.0, metavar="ALPHA",
+                            help="mixup (Zhang et al., 2018): each batch is blended with a "
+                                 "shuffled copy of itself, weight lambda ~ Beta(ALPHA, ALPHA), "
+                                 "loss lambda CE(y_a) + (1 - lambda) CE(y_b); train accuracy "
+                                 "then counts the label of the larger weight; 0 turns it off "
+                                 "(%(default)s)")
 
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default: 0)")
     run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                      help="auto picks CUDA when available (default: auto)")
+    run.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto",
+                     help="arithmetic of the forward pass: auto is bf16 on GPUs that have it "
+                          "natively (compute capability 8.0 and up), fp16 with loss scaling on "
+                          "older ones (T4, V100), fp32 on the CPU (default: auto)")
     run.add_argument("--data-dir", default=default_data_dir(),
                      help="folder holding the data in torchvision's layout "
                           "(default: $DATA_DIR or ./data; now %(default)s)")
     run.add_argument("--out", help=f"run directory (default: runs/{dataset}/<model>)")
     run.add_argument("--resume", nargs="?", const="", metavar="CHECKPOINT",
-                     help="continue from CHECKPOINT (default: <out>/checkpoint.pt) up to --epochs")
-    run.add_argument("--pretrained", action="store_true",
-                     help="start from torchvision's ImageNet weights (downloaded or cached)")
+                     help="continue from CHECKPOINT (default: <out>/checkpoint.pt) up to "
+                          "--epochs, with the checkpoint's recipe: a recipe flag that differs "
+                          "from it is refused; --epochs, --device, --precision, --compile and "
+                          "--data-dir may change")
+    run.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=False,
+                     help="start from torchvision's ImageNet weights (downloaded or cached) "
+                          "(%(default)s)")
     run.add_argument("--weights", metavar="FILE",
-                     help="start from these weights: torchvision's ImageNet file for the "
-                          "torchvision models, or a model.pt of an earlier run")
+                     help="start a new run from these weights: torchvision's ImageNet file "
+                          "of the model, or a model.pt or checkpoint.pt of an earlier run")
     run.add_argument("--limit-train", type=positive_int, metavar="N",
                      help="train on a fixed random N images (quick runs)")
     run.add_argument("--limit-test", type=positive_int, metavar="N",
                      help="evaluate on a fixed random N images (quick runs)")
-    run.add_argument("--val-split", type=nonnegative_int, default=0, metavar="N",
-                     help="hold out N training images for per-epoch evaluation; the test set "
-                          "is then used once, at the end")
+    if classification:
+        run.add_argument("--val-split", type=nonnegative_int, default=0, metavar="N",
+                         help="hold out N training images for per-epoch evaluation; the test "
+                              "set is then used once, at the end")
+    run.add_argument("--sync-bn", action="store_true",
+                     help="under torchrun, batch norm computes its statistics over the whole "
+                          "batch instead of each process' share (batch / processes); worth it "
+                          "when that share is small (below about 32 images)")
     run.add_argument("--compile", action="store_true", help="torch.compile the model")
 
 
-def parse_training_args(argv, *, description, dataset, models, recipes, add_arguments=None):
+def parse_training_args(argv, *, description, dataset, models, recipes, add_arguments=None,
+                        classification=True, default_model=None):
     """Parse a dataset's train.py flags, with the chosen model's recipe as the defaults.
 
     `--model` is read first so that `--model X --help` shows X's recipe and every flag the user
-    leaves out takes X's recipe value.
+    leaves out takes X's recipe value. `args.given` holds the flags written on the command line
+    (a resume compares them with the checkpoint's); `recorded(args)` leaves it out.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     probe = argparse.ArgumentParser(add_help=False)
-    probe.add_argument("--model")
+    probe.add_argument("--model", default=default_model)
     chosen = probe.parse_known_args(argv)[0].model
 
     parser = argparse.ArgumentParser(
         description=description, epilog=recipe_table(recipes),
-        usage="%(prog)s --model NAME [options]   (--help lists them)",
+        usage="%(prog)s " + ("[--model NAME]" if default_model else "--model NAME")
+              + " [options]   (--help lists them)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, choices=sorted(models),
-                        help="network to train")
-    add_training_arguments(parser, dataset)
+    parser.add_argument("--model", required=default_model is None, default=default_model,
+                        choices=sorted(models),
+                        help="network to train" + (" (%(default)s)" if default_model else ""))
+    add_training_arguments(parser, dataset, classification)
     if add_arguments:
         add_arguments(parser)
     if chosen in recipes:
         parser.set_defaults(**recipes[chosen])
     args = parser.parse_args(argv)
+    args.given = given_flags(parser, argv)
     missing = [key for key in RECIPE_KEYS if getattr(args, key) is None]
     if missing:  # a recipe that forgets a key is our bug, not the user's
         raise KeyError(f"recipe of {args.model} lacks {missing}")
-    if args.scheduler == "multistep" and not args.milestones:
-        parser.error("--scheduler multistep needs --milestones")
+    resolve_recipe(args)
     args.out = args.out or os.path.join("runs", dataset, args.model)
     return args
+
+
+def given_flags(parser, argv):
+    """The destinations of the flags written in `argv`, as opposed to left to their defaults."""
+    unset = argparse.Namespace(**{action.dest: UNSET for action in parser._actions})
+    parsed = parser.parse_args(argv, namespace=unset)
+    return {dest for dest, value in vars(parsed).items() if value is not UNSET}
+
+
+def flag(dest):
+    return "--" + dest.replace("_", "-")
+
+
+def resolve_recipe(args):
+    """Fill in the values the chosen optimizer, schedule and warm-up use, drop those they do
+    not use (a recipe's momentum under Adam, say), and refuse a flag the user gave that would
+    have no effect: every flag either takes effect or is refused."""
+    given = args.given
+    uses = {"momentum": args.optimizer == "sgd",
+            "step_size": args.scheduler == "step",
+            "milestones": args.scheduler == "multistep",
+            "gamma": args.scheduler in ("step", "multistep"),
+            "warmup_lr": args.warmup_iters > 0,
+            "warmup_shape": args.warmup_iters > 0}
+    needs = {"momentum": "--optimizer sgd", "step_size": "--scheduler step",
+             "milestones": "--scheduler multistep", "gamma": "--scheduler step or multistep",
+             "warmup_lr": "--warmup-iters", "warmup_shape": "--warmup-iters"}
+    for key, used in uses.items():
+        if not used:
+            if key in given:
+                raise UserError(f"{flag(key)} applies with {needs[key]} only; this run has "
+                                f"--optimizer {args.optimizer}, --scheduler {args.scheduler}, "
+                                f"--warmup-iters {args.warmup_iters}.")
+            setattr(args, key, None)
+    fallbacks = {"momentum": 0.0, "step_size": 30, "gamma": 0.1, "warmup_lr": 0.01,
+                 "warmup_shape": "constant"}
+    for key, value in fallbacks.items():
+        if uses[key] and getattr(args, key) is None:
+            setattr(args, key, value)
+    if uses["milestones"] and not args.milestones:
+        raise UserError("--scheduler multistep needs --milestones.")
+    if args.weights and args.pretrained:
+        if "pretrained" in given:
+            raise UserError("--weights and --pretrained both choose the initial weights: give "
+                            "one.")
+        args.pretrained = False   # the recipe's ImageNet start gives way to the user's file
+    if args.weights and args.resume is not None:
+        raise UserError("--weights starts a new run from a file, --resume continues a checkpoint "
+                        "with its own weights: give one (a new run from a checkpoint's weights: "
+                        "--weights <run>/checkpoint.pt --out NEW_FOLDER).")
+
+
+def recorded(args):
+    """The arguments as metrics.json and checkpoint.pt record them."""
+    return {key: value for key, value in vars(args).items() if key != "given"}
 
 
 def recipe_table(recipes):

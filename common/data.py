@@ -6,6 +6,7 @@ worker processes: every epoch is a permutation, a gather and a few tensor ops pe
 same code on the CPU and on CUDA.
 """
 import contextlib
+import functools
 import io
 import math
 import tempfile
@@ -94,19 +95,26 @@ class DeviceLoader:
         return len(range(self.rank, len(self.labels), self.world_size))
 
     def __len__(self):
-        return math.ceil(self._shard_size() / self.batch_size)
+        batches = math.ceil(self._shard_size() / self.batch_size)
+        if self.train and self._shard_size() % self.batch_size == 1:
+            batches -= 1   # a last batch of one image is left out: batch norm cannot train on it
+        return batches
 
     def __iter__(self):
-        generator = torch.Generator(device=self.device)
-        generator.manual_seed(self.seed * 1_000_003 + self.epoch)
+        # The permutation is the same on every rank (it is split between them), the
+        # augmentation draws differ per rank; both depend on (seed, epoch) only.
+        shuffling = torch.Generator(device=self.device)
+        shuffling.manual_seed(self.seed * 1_000_003 + self.epoch)
+        augmenting = torch.Generator(device=self.device)
+        augmenting.manual_seed((self.seed * 1_000_003 + self.epoch) * 1_009 + self.rank + 1)
         if self.train:
-            order = torch.randperm(len(self.labels), generator=generator, device=self.device)
+            order = torch.randperm(len(self.labels), generator=shuffling, device=self.device)
             order = order[: self._shard_size() * self.world_size][self.rank::self.world_size]
         else:
             order = torch.arange(self.rank, len(self.labels), self.world_size, device=self.device)
-        for start in range(0, len(order), self.batch_size):
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
             batch = order[start:start + self.batch_size]
-            yield self.transform(self.images[batch], generator), self.labels[batch]
+            yield self.transform(self.images[batch], augmenting), self.labels[batch]
 
     def transform(self, images, generator=None):
         """uint8 batch -> augmented (when training), resized, normalised float batch."""
@@ -146,7 +154,11 @@ def random_flip(images, generator):
 # Report 001 names the operations but not their strengths; these are torchvision's usual ones.
 JITTER_STRENGTH = 0.25   # brightness, contrast, saturation factors in [0.75, 1.25]
 SHARPNESS_RANGE = (0.5, 2.0)
-SMOOTHING_KERNEL = torch.tensor([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]]) / 13
+CONSTANTS = {
+    "luma": torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1),   # ITU-R 601, as PIL's "L"
+    # PIL's SMOOTH filter, what torchvision's sharpness blends with
+    "smoothing": torch.tensor([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]]) / 13,
+}
 
 
 def photometric_jitter(images, generator):
@@ -166,11 +178,17 @@ def photometric_jitter(images, generator):
     return blend(images, smoothed(images), factors(*SHARPNESS_RANGE))
 
 
+@functools.cache
+def on_device(constant, device):
+    """A constant tensor copied to `device` once: a copy inside the training loop would block
+    the GPU queue at every step."""
+    return CONSTANTS[constant].to(device)
+
+
 def grayscale(images):
     if images.shape[1] == 1:
         return images
-    weights = torch.tensor([0.299, 0.587, 0.114], device=images.device).view(1, 3, 1, 1)
-    return (images * weights).sum(dim=1, keepdim=True)
+    return (images * on_device("luma", images.device)).sum(dim=1, keepdim=True)
 
 
 def blend(images, other, factor):
@@ -181,7 +199,7 @@ def blend(images, other, factor):
 def smoothed(images):
     """PIL's SMOOTH filter (what torchvision's sharpness blends with), borders kept."""
     channels = images.shape[1]
-    kernel = SMOOTHING_KERNEL.to(images.device).expand(channels, 1, 3, 3)
+    kernel = on_device("smoothing", images.device).expand(channels, 1, 3, 3)
     inner = F.conv2d(images, kernel, groups=channels)
     result = images.clone()
     result[:, :, 1:-1, 1:-1] = inner

