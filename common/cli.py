@@ -10,7 +10,12 @@ class UserError(Exception):
 
 
 class Diverged(Exception):
-    """The loss became NaN or infinite: exit code 3, the last good checkpoint stays."""
+    """The loss became NaN or infinite, or exploded: exit code 3, the last good checkpoint
+    stays. `where` holds the epoch, step and learning rate it happened at."""
+
+    def __init__(self, message, where=None):
+        super().__init__(message)
+        self.where = where or {}
 
 
 def describe_error(error):

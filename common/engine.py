@@ -109,8 +109,8 @@ class LossWatch:
     def check(self, done):
         window = self.losses[self.checked: done]
         bad = ~torch.isfinite(window)
-        if self.limit is not None:
-            bad |= (window.mean() > self.limit[0]) & (window > self.limit[0])
+        if self.limit is not None:   # name the first step of the explosion, not its NaN
+            bad = (bad.any() | (window.mean() > self.limit[0])) & (bad | (window > self.limit[0]))
         first = torch.where(bad.any(), bad.int().argmax() + self.checked, self.steps).view(1)
         if self.dist.enabled:
             torch.distributed.all_reduce(first, op=torch.distributed.ReduceOp.MIN)
@@ -118,13 +118,14 @@ class LossWatch:
         self.checked = done
         if step == self.steps:
             return
-        where = f"at epoch {self.epoch}, step {step + 1} of {self.steps} " \
-                f"(learning rate {self.lrs[step]:.3g})"
-        value = self.losses[step].item()
-        if math.isfinite(value) and self.limit is not None:
-            raise Diverged(f"the training loss exploded {where}: {value:.3g}, above "
-                           f"{self.limit[1]}.")
-        raise Diverged(f"the training loss became NaN or infinite {where}.")
+        where = {"epoch": self.epoch, "step": step + 1, "steps": self.steps,
+                 "lr": self.lrs[step], "loss": self.losses[step].item()}
+        text = f"at epoch {self.epoch}, step {step + 1} of {self.steps} " \
+               f"(learning rate {self.lrs[step]:.3g})"
+        if math.isfinite(where["loss"]) and self.limit is not None:
+            raise Diverged(f"the training loss exploded {text}: {where['loss']:.3g}, above "
+                           f"{self.limit[1]}.", where)
+        raise Diverged(f"the training loss became NaN or infinite {text}.", where)
 
     def mean(self):
         """The epoch's mean loss over every rank's steps."""

@@ -11,7 +11,7 @@ from torch.nn.parallel import DistributedDataParallel
 from common import runtime
 from common.cli import Diverged, UserError, flag, recorded
 from common.engine import build_optimizer, build_scheduler, grad_scaler
-from common.files import load_torch, save_torch
+from common.files import load_torch, save_torch, write_json
 from common.nets import load_initial_weights
 
 # The flags a resumed run may change; every other flag is the checkpoint's recipe.
@@ -29,6 +29,7 @@ def resume_state(args, out, dataset):
     """
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a directory.")
+    (out / "diverged.json").unlink(missing_ok=True)   # the record of an earlier attempt
     if args.resume is None:
         for name in ("checkpoint.pt", "metrics.json"):
             if (out / name).exists():
@@ -127,15 +128,20 @@ def save_checkpoint(out, *, dataset, args, epoch, model, optimizer, scheduler, s
                out / "checkpoint.pt")
 
 
-def divergence(error, *, epoch, out):
-    """The Diverged error to stop the run with: what happened, what stays, what to do."""
+def divergence(error, *, out, dist):
+    """The Diverged error to stop the run with (what happened, what stays, what to do); the
+    main rank also writes <out>/diverged.json, so that `make report` can say the run diverged
+    and where."""
+    epoch = error.where["epoch"]
+    if dist.is_main:
+        write_json({**error.where, "message": str(error)}, out / "diverged.json")
     if epoch == 1:
         return Diverged(f"{error} No checkpoint had been written yet. Start again with a "
-                        f"lower --lr.")
+                        f"lower --lr.", error.where)
     checkpoint = out / "checkpoint.pt"
     return Diverged(f"{error} The checkpoint of epoch {epoch - 1} stays in {checkpoint}. Start "
                     f"again with a lower --lr into another --out (or delete {out}); add "
-                    f"--weights {checkpoint} to start from its weights.")
+                    f"--weights {checkpoint} to start from its weights.", error.where)
 
 
 def run_record(args, *, dataset, out, model, device, dist, precision):

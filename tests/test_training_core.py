@@ -144,6 +144,9 @@ def test_an_exploding_loss_stops_the_run_with_exit_3(mnist_dir, tmp_path, capsys
     assert "epoch 1, step" in error and "(learning rate 50)" in error
     assert "Start again with a lower --lr" in error
     assert not (out / "metrics.json").exists()
+    recorded = json.loads((out / "diverged.json").read_text())
+    assert recorded["epoch"] == 1 and recorded["lr"] == 50 and recorded["loss"] > 230
+    assert f"step {recorded['step']} of" in error
 
 
 def test_precision_follows_the_device():
