@@ -1,0 +1,347 @@
+"""YOLOv1 (Redmon et al., 2016, "You Only Look Once: Unified, Real-Time Object Detection"): the
+network on three backbones, the loss of the paper's equation 3, the encoding of ground-truth
+boxes into the 7x7 grid and the decoding of a grid into detections.
+
+Report 000 section 5.3 ("Pascal VOC 2007 Performance (YOLOv1)") trained a tutorial's YOLOv1
+and overfit: train mAP 96%, test 2.6%. This is the paper's model; what differs is said where
+it differs.
+
+A grid is a tensor (B, S, S, 5 * K + C): image b, row i (y), column j (x), then per cell K box
+predictors of five numbers each, (x, y, sqrt(w), sqrt(h), confidence), followed by the cell's C
+class probabilities. x and y are the box centre's offset within its cell (0..1), w and h its
+width and height relative to the image. The encoded ground truth is a grid with one "box" per
+cell, (x, y, sqrt(w), sqrt(h), object), object being 1 in a cell holding an object's centre,
+and a one-hot class vector: (B, S, S, 5 + C).
+"""
+from collections import OrderedDict
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+from torchvision.ops import batched_nms, clip_boxes_to_image
+
+GRID = 7               # S: the image is divided into S x S cells
+BOXES_PER_CELL = 2     # K (the paper's B)
+LAMBDA_COORD = 5.0
+LAMBDA_NOOBJ = 0.5
+# Low on purpose: VOC's mAP integrates precision over the whole recall range, so the
+# low-confidence detections that add recall count; a display threshold (darknet's demo uses
+# 0.2) would cut the curve short and lower the mAP.
+SCORE_THRESHOLD = 0.005
+NMS_IOU = 0.5
+MAX_DETECTIONS = 100
+
+BACKBONES = ("darknet", "resnet50", "vgg16", "tiny")
+# the input side each backbone takes: GRID times its total stride (64 with the detection head)
+IMAGE_SIZES = {"darknet": 448, "resnet50": 448, "vgg16": 448, "tiny": 112}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def conv_block(inputs, outputs, kernel_size, stride=1, batch_norm=True):
+    """Convolution ('same' padding), optional batch norm, leaky ReLU 0.1."""
+    layers = [nn.Conv2d(inputs, outputs, kernel_size, stride, padding=kernel_size // 2,
+                        bias=not batch_norm)]
+    if batch_norm:
+        layers.append(nn.BatchNorm2d(outputs))
+    layers.append(nn.LeakyReLU(0.1, inplace=True))
+    return nn.Sequential(*layers)
+
+
+def darknet_features(batch_norm=True):
+    """The first 20 convolutional layers of the paper's Figure 3 (the part it pre-trains on
+    ImageNet): 448 -> 1024 x 14 x 14. 1x1 reduction layers alternate with 3x3 layers."""
+    layers = [conv_block(3, 64, 7, stride=2, batch_norm=batch_norm), nn.MaxPool2d(2, 2),
+              conv_block(64, 192, 3, batch_norm=batch_norm), nn.MaxPool2d(2, 2)]
+    plan = [(128, 1), (256, 3), (256, 1), (512, 3), "pool",
+            *[(256, 1), (512, 3)] * 4, (512, 1), (1024, 3), "pool",
+            *[(512, 1), (1024, 3)] * 2]
+    channels = 192
+    for item in plan:
+        if item == "pool":
+            layers.append(nn.MaxPool2d(2, 2))
+        else:
+            width, kernel_size = item
+            layers.append(conv_block(channels, width, kernel_size, batch_norm=batch_norm))
+            channels = width
+    return nn.Sequential(*layers)
+
+
+def resnet50_features():
+    """torchvision's ResNet-50 without its pooling and classifier, under torchvision's names:
+    448 -> 2048 x 14 x 14."""
+    resnet = torchvision.models.resnet50(weights=None)
+    return nn.Sequential(OrderedDict((name, module) for name, module in resnet.named_children()
+                                     if name not in ("avgpool", "fc")))
+
+
+def tiny_features(batch_norm=True):
+    """Four 3x3 stride-2 convolutions (16-32-64-64) for tests and CPU runs: 112 -> 64 x 7 x 7."""
+    widths = [3, 16, 32, 64, 64]
+    return nn.Sequential(*[conv_block(inputs, outputs, 3, stride=2, batch_norm=batch_norm)
+                           for inputs, outputs in zip(widths, widths[1:])])
+
+
+def detection_convs(inputs, batch_norm=True):
+    """The paper's last four convolutional layers (3x3 1024, 3x3/2 1024, 3x3 1024, 3x3 1024):
+    14 x 14 -> 1024 x 7 x 7."""
+    return nn.Sequential(conv_block(inputs, 1024, 3, batch_norm=batch_norm),
+                         conv_block(1024, 1024, 3, stride=2, batch_norm=batch_norm),
+                         conv_block(1024, 1024, 3, batch_norm=batch_norm),
+                         conv_block(1024, 1024, 3, batch_norm=batch_norm))
+
+
+class YOLOv1(nn.Module):
+    """YOLOv1: backbone, detection convolutions, fc (S*S*channels -> hidden), leaky ReLU,
+    dropout, fc (hidden -> S*S*(5K + C)), reshaped into the grid (B, S, S, 5K + C).
+    The network of the paper's Figure 3 (63.4% mAP on VOC 2007 test, trained on VOC 2007+2012)
+    for report 000 section 5.3's "Pascal VOC 2007 Performance (YOLOv1)" table (train 96.33%,
+    test 2.61% mAP: a tutorial's YOLOv1, overfit).
+
+    Backbones (build_yolo) and parameter counts with 20 classes:
+    - darknet, 448 px: the paper's 24 convolutional layers and two fully connected layers
+      (4096 hidden): 271,716,734 parameters (271,703,550 without batch norm).
+    - resnet50 / vgg16, 448 px: torchvision's ImageNet feature layers (ResNet-50's layer4 gives
+      2048 x 14 x 14, VGG-16's features 512 x 14 x 14) followed by the paper's detection head:
+      its last four convolutions, the second with stride 2 (14 -> 7, as in the paper, whose
+      first 20 layers also end at 14 x 14), and the two fully connected layers. resnet50:
+      282,249,726 parameters; vgg16: 259,300,606. Their backbones start from ImageNet through
+      common.nets.load_initial_weights (imagenet_arch, imagenet_name).
+    - tiny, 112 px: four 3x3 stride-2 convolutions (16-32-64-64), no detection convolutions,
+      a 256-wide hidden layer: 1,241,550 parameters. For tests and CPU experiments.
+
+    As in the paper: leaky ReLU 0.1 after every layer but the last, which is linear; dropout
+    0.5 after the first fully connected layer; 2 boxes per cell; sum-squared loss (yolo_loss).
+    Departures:
+    - batch norm after every convolution we add (batch_norm=True, the default): the paper has
+      none (YOLOv2 added it, +2% mAP). The paper pre-trained its first 20 layers on ImageNet for
+      a week; without that, a 24-layer leaky-ReLU stack trained from scratch is hard to get
+      going, and batch norm makes it trainable (and regularises, against report 000's
+      overfitting). Convolutions are He-initialised (the paper does not say).
+    - the images are normalised with ImageNet's mean and std inside the model (the loop feeds
+      [0, 1] images), which the torchvision backbones expect.
+    """
+
+    def __init__(self, backbone, backbone_channels, *, image_size, detection_head=True,
+                 hidden=4096, dropout=0.5, num_classes=20, batch_norm=True, imagenet_arch=None):
+        super().__init__()
+        self.image_size = image_size
+        self.num_classes = num_classes
+        self.grid = GRID
+        self.boxes_per_cell = BOXES_PER_CELL
+        self.imagenet_arch = imagenet_arch
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.backbone = backbone
+        own_convs = list(backbone.modules()) if imagenet_arch is None else []
+        if detection_head:
+            self.detection_convs = detection_convs(backbone_channels, batch_norm)
+            own_convs += list(self.detection_convs.modules())
+            backbone_channels = 1024
+        else:
+            self.detection_convs = nn.Identity()
+        self.fc1 = nn.Linear(GRID * GRID * backbone_channels, hidden)
+        self.dropout = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(hidden, GRID * GRID * (5 * BOXES_PER_CELL + num_classes))
+        for module in own_convs:
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, a=0.1, mode="fan_out",
+                                        nonlinearity="leaky_relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+    def predict_grid(self, images):
+        """The raw predictions (B, S, S, 5K + C) for images (B, 3, size, size) in [0, 1]."""
+        x = (images - self.mean) / self.std
+        x = self.detection_convs(self.backbone(x))
+        x = self.dropout(F.leaky_relu(self.fc1(torch.flatten(x, 1)), 0.1))
+        cell_outputs = 5 * self.boxes_per_cell + self.num_classes
+        return self.fc2(x).view(-1, self.grid, self.grid, cell_outputs)
+
+    def forward(self, images, targets=None):
+        """With targets (a list of {"boxes" xyxy pixels, "labels"}): the loss terms (yolo_loss).
+        Without: a list of {"boxes", "scores", "labels"} per image (detections_from_grid)."""
+        grid = self.predict_grid(images).float()   # the loss and decoding in float32 under autocast
+        if targets is not None:
+            encoded = encode_targets(targets, self.grid, self.image_size, self.num_classes)
+            return yolo_loss(grid, encoded, self.boxes_per_cell)
+        return detections_from_grid(grid, self.image_size, self.boxes_per_cell)
+
+    def imagenet_name(self, name):
+        """Where a tensor of torchvision's ImageNet state dict goes in this model (None: the
+        classifier, which has no place here)."""
+        if self.imagenet_arch == "resnet50" and not name.startswith("fc."):
+            return f"backbone.{name}"
+        if self.imagenet_arch == "vgg16" and name.startswith("features."):
+            return "backbone." + name.removeprefix("features.")
+        return None
+
+
+def build_yolo(backbone, image_size=None, dropout=0.5, num_classes=20, batch_norm=True,
+               hidden=None):
+    """A YOLOv1 on `backbone` (one of BACKBONES). image_size must give the 7x7 grid: 448 for
+    darknet, resnet50 and vgg16, 112 for tiny (IMAGE_SIZES; None takes it). hidden is the first
+    fully connected layer's width (None: the paper's 4096, or 256 for tiny). batch_norm adds
+    batch norm after the convolutions we add (not to torchvision's VGG-16, whose ImageNet
+    weights are for the version without). Raises ValueError for a bad argument."""
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown YOLO backbone {backbone!r}; "
+                         f"choose one of {', '.join(BACKBONES)}")
+    expected_size = IMAGE_SIZES[backbone]
+    image_size = expected_size if image_size is None else image_size
+    if image_size != expected_size:
+        raise ValueError(f"YOLOv1 on {backbone} takes {expected_size}x{expected_size} images "
+                         f"(its {GRID}x{GRID} grid times the network's stride of "
+                         f"{expected_size // GRID}), not {image_size}")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1), not {dropout}")
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be at least 1, not {num_classes}")
+    if hidden is not None and hidden < 1:
+        raise ValueError(f"hidden must be at least 1, not {hidden}")
+    options = dict(image_size=image_size, dropout=dropout, num_classes=num_classes,
+                   batch_norm=batch_norm, hidden=hidden or 4096)
+    if backbone == "darknet":
+        return YOLOv1(darknet_features(batch_norm), 1024, **options)
+    if backbone == "resnet50":
+        return YOLOv1(resnet50_features(), 2048, imagenet_arch="resnet50", **options)
+    if backbone == "vgg16":
+        return YOLOv1(torchvision.models.vgg16(weights=None).features, 512,
+                      imagenet_arch="vgg16", **options)
+    options["hidden"] = hidden or 256
+    return YOLOv1(tiny_features(batch_norm), 64, detection_head=False, **options)
+
+
+def encode_targets(targets, grid, image_size, num_classes):
+    """The ground truth as a grid (B, S, S, 5 + C): (x, y, sqrt(w), sqrt(h), object, one-hot
+    class) in the cell holding each box's centre, zeros elsewhere (see the module docstring).
+
+    targets: a list of B dicts with "boxes" (N, 4) xyxy in pixels of the image_size square and
+    "labels" (N,) in 0..C-1. Built with tensor ops on the boxes' device, no host sync.
+    Two centres in one cell: the cell keeps the larger box (by area; of equal areas, the one
+    listed last), as the paper's grid holds one object per cell (its darknet code keeps the
+    first of the shuffled boxes; the larger is the choice that does not depend on order).
+    """
+    batch = len(targets)
+    boxes = torch.cat([target["boxes"] for target in targets]).float()
+    labels = torch.cat([target["labels"] for target in targets])
+    image_of_box = torch.cat([torch.full((len(target["boxes"]),), index, device=boxes.device)
+                              for index, target in enumerate(targets)])
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2 / image_size * grid   # in cells
+    sizes = (boxes[:, 2:] - boxes[:, :2]).clamp(min=0) / image_size   # relative to the image
+    cells = centres.floor().clamp(0, grid - 1)                     # (column, row)
+    offsets = centres - cells
+    cell_index = (image_of_box * grid + cells[:, 1].long()) * grid + cells[:, 0].long()
+
+    # one box per cell: rank boxes by area (stable, so the later of equal areas ranks higher);
+    # a box wins its cell if it has the cell's highest rank
+    count = len(boxes)
+    numbers = torch.arange(count, device=boxes.device)
+    order = torch.argsort(sizes.prod(1), stable=True)
+    rank = torch.empty_like(order).scatter_(0, order, numbers)
+    best = torch.full((batch * grid * grid,), -1, dtype=torch.long, device=boxes.device)
+    best = best.scatter_reduce(0, cell_index, rank, "amax")
+    winner = best[cell_index] == rank
+
+    values = torch.cat([offsets, sizes.sqrt(), torch.ones_like(offsets[:, :1]),
+                        F.one_hot(labels, num_classes).float()], dim=1)
+    # losers write into rows of their own past the grid, dropped after: no duplicate index,
+    # no boolean indexing with a data-dependent shape
+    rows = torch.where(winner, cell_index, batch * grid * grid + numbers)
+    encoded = boxes.new_zeros(batch * grid * grid + count, 5 + num_classes)
+    encoded.index_copy_(0, rows, values)
+    return encoded[:batch * grid * grid].view(batch, grid, grid, 5 + num_classes)
+
+
+def decode_grid(grid, image_size, boxes_per_cell=BOXES_PER_CELL):
+    """Split a grid (predictions, or encoded targets with boxes_per_cell=1) into boxes
+    (B, S, S, K, 4) xyxy in pixels of the image_size square, confidences (B, S, S, K) and class
+    probabilities (B, S, S, C). A negative sqrt(w) or sqrt(h) decodes to zero size."""
+    cells = grid.shape[1]
+    predictors = grid[..., :5 * boxes_per_cell].unflatten(-1, (boxes_per_cell, 5))
+    index = torch.arange(cells, device=grid.device, dtype=grid.dtype)
+    centre_x = (predictors[..., 0] + index.view(1, 1, cells, 1)) / cells
+    centre_y = (predictors[..., 1] + index.view(1, cells, 1, 1)) / cells
+    width = predictors[..., 2].clamp(min=0).square()
+    height = predictors[..., 3].clamp(min=0).square()
+    boxes = torch.stack([centre_x - width / 2, centre_y - height / 2,
+                         centre_x + width / 2, centre_y + height / 2], dim=-1) * image_size
+    return boxes, predictors[..., 4], grid[..., 5 * boxes_per_cell:]
+
+
+def paired_box_iou(boxes1, boxes2):
+    """IoU of corresponding xyxy boxes (broadcasting), 0 where both are empty. torchvision's
+    box_iou compares every box with every other; here each cell compares only its own."""
+    top_left = torch.maximum(boxes1[..., :2], boxes2[..., :2])
+    bottom_right = torch.minimum(boxes1[..., 2:], boxes2[..., 2:])
+    intersection = (bottom_right - top_left).clamp(min=0).prod(-1)
+    area1 = (boxes1[..., 2:] - boxes1[..., :2]).clamp(min=0).prod(-1)
+    area2 = (boxes2[..., 2:] - boxes2[..., :2]).clamp(min=0).prod(-1)
+    return intersection / (area1 + area2 - intersection).clamp(min=1e-12)
+
+
+def yolo_loss(grid, encoded, boxes_per_cell=BOXES_PER_CELL, lambda_coord=LAMBDA_COORD,
+              lambda_noobj=LAMBDA_NOOBJ):
+    """The paper's equation 3 for predictions `grid` (B, S, S, 5K + C, float32) and encoded
+    targets (B, S, S, 5 + C), as a dict of weighted terms whose sum is the loss, each summed over
+    the cells and divided by B (the learning rate then does not depend on the batch size):
+      coord      lambda_coord * squared errors of x, y, sqrt(w), sqrt(h) of responsible predictors
+      object     squared error of responsible predictors' confidence against their IoU with the
+                 object (detached: a target, not a path for gradients)
+      no_object  lambda_noobj * squared confidence of every predictor not responsible (those of
+                 empty cells and the other predictors of object cells)
+      class      squared error of the class probabilities against the one-hot class, in cells
+                 holding an object
+    A cell's responsible predictor is the one whose box has the highest IoU with the object;
+    when none overlaps it, the one nearest to it (as in the paper's darknet code), rather than
+    always the first. Predictions of sqrt(w), sqrt(h) enter squared errors directly, so no
+    square root of a prediction is taken, and every term stays finite for finite predictions.
+    """
+    batch = grid.shape[0]
+    predictors = grid[..., :5 * boxes_per_cell].unflatten(-1, (boxes_per_cell, 5))
+    has_object = encoded[..., 4]
+    with torch.no_grad():
+        predicted_boxes, _, _ = decode_grid(grid, 1.0, boxes_per_cell)   # relative to the image
+        true_boxes, _, _ = decode_grid(encoded, 1.0, 1)
+        ious = paired_box_iou(predicted_boxes, true_boxes)               # (B, S, S, K)
+        distances = (predicted_boxes - true_boxes).square().sum(-1)
+        affinity = torch.where(ious.amax(-1, keepdim=True) > 0, ious, -distances)
+        responsible = F.one_hot(affinity.argmax(-1), boxes_per_cell) * has_object.unsqueeze(-1)
+
+    coordinate_errors = (predictors[..., :4] - encoded[..., None, :4]).square().sum(-1)
+    confidences = predictors[..., 4]
+    class_errors = (grid[..., 5 * boxes_per_cell:] - encoded[..., 5:]).square().sum(-1)
+    return {
+        "coord": lambda_coord * (responsible * coordinate_errors).sum() / batch,
+        "object": (responsible * (confidences - ious).square()).sum() / batch,
+        "no_object": lambda_noobj * ((1 - responsible) * confidences.square()).sum() / batch,
+        "class": (has_object * class_errors).sum() / batch,
+    }
+
+
+def detections_from_grid(grid, image_size, boxes_per_cell=BOXES_PER_CELL,
+                         score_threshold=SCORE_THRESHOLD, nms_iou=NMS_IOU,
+                         max_detections=MAX_DETECTIONS):
+    """Detections per image from predictions (B, S, S, 5K + C): class-specific scores
+    confidence x class probability for each predictor and class, those above score_threshold,
+    boxes clipped to the image, per-class non-maximum suppression at nms_iou, the
+    max_detections highest. A list of B dicts {"boxes" (D, 4) xyxy pixels, "scores" (D,),
+    "labels" (D,) int64}.
+
+    The last layer is linear, so a confidence or a probability can come out negative; both are
+    floored at 0 first, so that two negatives never multiply into a confident detection.
+    """
+    boxes, confidences, probabilities = decode_grid(grid.float(), image_size, boxes_per_cell)
+    boxes = clip_boxes_to_image(boxes, (image_size, image_size))
+    scores = confidences.clamp(min=0).unsqueeze(-1) * probabilities.clamp(min=0).unsqueeze(-2)
+    batch, num_classes = grid.shape[0], probabilities.shape[-1]
+    boxes, scores = boxes.reshape(batch, -1, 4), scores.reshape(batch, -1, num_classes)
+    detections = []
+    for image_boxes, image_scores in zip(boxes, scores):
+        predictor, labels = torch.nonzero(image_scores > score_threshold, as_tuple=True)
+        kept_boxes, kept_scores = image_boxes[predictor], image_scores[predictor, labels]
+        keep = batched_nms(kept_boxes, kept_scores, labels, nms_iou)[:max_detections]
+        detections.append({"boxes": kept_boxes[keep], "scores": kept_scores[keep],
+                           "labels": labels[keep]})
+    return detections
