@@ -1,0 +1,1 @@
+"""Scene classification experiments of report 002."""
