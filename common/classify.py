@@ -18,8 +18,8 @@ from common.engine import count_confusion, evaluate, predict, train_one_epoch
 from common.files import load_torch, read_json, save_torch, write_csv, write_json
 from common.metrics import (average_precision, most_confident_mistakes, most_confused_pair,
                             per_class_accuracy, per_class_precision, precision_recall_curve)
-from common.training import (check_batch_size, divergence, optimization, prepare_model,
-                             resume_state, run_record, save_checkpoint)
+from common.training import (check_batch_size, divergence, lr_text, optimization,
+                             prepare_model, resume_state, run_record, save_checkpoint)
 
 WORST_COUNT = 10          # images in worst.png
 EMBEDDING_COUNT = 1000    # test images in the TensorBoard projector
@@ -150,7 +150,10 @@ def _train(args, dataset, build_model, train_set, test_set, mean, std, augmentat
         "worst": analysis["worst"],
     }
     write_per_class_csv(metrics["classes"], metrics["per_class"], out / "per_class.csv")
-    plots.plot_curves(history, split, out / "curves.png", f"{dataset} {args.model}")
+    panels = [("loss", [("train", "train_loss", 1), (split, f"{split}_loss", 1)]),
+              ("accuracy (%)", [("train", "train_accuracy", 100),
+                                (split, f"{split}_accuracy", 100)])]
+    plots.plot_curves(history, panels, out / "curves.png", f"{dataset} {args.model}")
     tb.log_hparams(writer, metrics["args"], {"test_accuracy": analysis["accuracy"],
                                              "test_loss": analysis["loss"],
                                              "train_accuracy": history[-1]["train_accuracy"]})
@@ -158,12 +161,6 @@ def _train(args, dataset, build_model, train_set, test_set, mean, std, augmentat
     write_json(metrics, out / "metrics.json")
     log(f"test accuracy {100 * analysis['accuracy']:.2f}% (loss {analysis['loss']:.4f}) after "
         f"{len(history)} epochs, {metrics['final']['train_seconds']:.0f}s of training -> {out}")
-
-
-def lr_text(record):
-    """An epoch's learning rate for the console: one value, or first -> last step's."""
-    first, last = record["lr_first"], record["lr_last"]
-    return f"{first:.4g}" if first == last else f"{first:.4g}->{last:.4g}"
 
 
 def analyse_test_set(model, loader, test_set, *, device, out, title, writer=None, step=0,

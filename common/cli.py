@@ -160,12 +160,14 @@ def add_training_arguments(parser, dataset, classification=True):
 
 
 def parse_training_args(argv, *, description, dataset, models, recipes, add_arguments=None,
-                        classification=True, default_model=None):
+                        classification=True, default_model=None, derive=None, out_prefix=""):
     """Parse a dataset's train.py flags, with the chosen model's recipe as the defaults.
 
     `--model` is read first so that `--model X --help` shows X's recipe and every flag the user
     leaves out takes X's recipe value. `args.given` holds the flags written on the command line
     (a resume compares them with the checkpoint's); `recorded(args)` leaves it out.
+    `derive(args)` fills in what a recipe computes from other flags (a schedule stretched over
+    --epochs) before the recipe is checked; the default --out is runs/<dataset>/<out_prefix><model>.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     probe = argparse.ArgumentParser(add_help=False)
@@ -190,8 +192,10 @@ def parse_training_args(argv, *, description, dataset, models, recipes, add_argu
     missing = [key for key in RECIPE_KEYS if getattr(args, key) is None]
     if missing:  # a recipe that forgets a key is our bug, not the user's
         raise KeyError(f"recipe of {args.model} lacks {missing}")
+    if derive:
+        derive(args)
     resolve_recipe(args)
-    args.out = args.out or os.path.join("runs", dataset, args.model)
+    args.out = args.out or os.path.join("runs", dataset, out_prefix + args.model)
     return args
 
 

@@ -10,15 +10,16 @@ import numpy as np  # noqa: E402
 from common.files import save_figure  # noqa: E402
 
 
-def plot_curves(history, split, path, title):
-    """Train and `split` (test or val) loss (left) and accuracy (right) per epoch, in one figure."""
-    epochs = [record["epoch"] for record in history]
-    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(11, 4))
-    panels = ((loss_axes, "loss", "loss"), (accuracy_axes, "accuracy", "accuracy (%)"))
-    for axes, key, label in panels:
-        scale = 100 if key == "accuracy" else 1
-        axes.plot(epochs, [r[f"train_{key}"] * scale for r in history], marker=".", label="train")
-        axes.plot(epochs, [r[f"{split}_{key}"] * scale for r in history], marker=".", label=split)
+def plot_curves(history, panels, path, title):
+    """Per-epoch curves side by side in one figure. `panels`: one (y label, lines) pair per
+    panel, each line a (legend, history key, scale); an epoch without the key (an evaluation
+    that did not run) is skipped."""
+    figure, grid = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    for axes, (label, lines) in zip(grid[0], panels):
+        for legend, key, scale in lines:
+            points = [(r["epoch"], r[key] * scale) for r in history if r.get(key) is not None]
+            if points:
+                axes.plot(*zip(*points), marker=".", label=legend)
         axes.set_xlabel("epoch")
         axes.set_ylabel(label)
         axes.grid(alpha=0.3)

@@ -19,8 +19,9 @@ CHANGEABLE_ON_RESUME = {"epochs", "device", "precision", "compile", "data_dir", 
                         "workers", "eval_every"}
 
 
-def resume_state(args, out, dataset):
-    """The checkpoint to continue from, or None for a fresh run.
+def resume_state(args, out, dataset, name=None):
+    """The checkpoint to continue from, or None for a fresh run; `name` (default: --model)
+    identifies the network, with `dataset`, in the checkpoint.
 
     A fresh run never replaces an earlier one: the user resumes it, deletes it or picks another
     --out. A resume continues the checkpoint's recipe: the flags left out take its values (so
@@ -42,9 +43,10 @@ def resume_state(args, out, dataset):
     state = load_torch(path, "checkpoint")
     if not isinstance(state, dict) or not {"model", "optimizer", "history", "args"} <= state.keys():
         raise UserError(f"checkpoint {path} is not a checkpoint.pt of this suite.")
-    if (state.get("dataset"), state.get("model_name")) != (dataset, args.model):
+    name = name or args.model
+    if (state.get("dataset"), state.get("model_name")) != (dataset, name):
         raise UserError(f"checkpoint {path} is of {state.get('dataset')} model "
-                        f"{state.get('model_name')!r}, not {dataset} {args.model!r}.")
+                        f"{state.get('model_name')!r}, not {dataset} {name!r}.")
     saved = state["args"]
     differing = [f"{flag(key)} {getattr(args, key)} (the checkpoint's: {saved[key]})"
                  for key in sorted(args.given - CHANGEABLE_ON_RESUME)
@@ -118,9 +120,9 @@ def optimization(args, model, *, device, precision, steps_per_epoch, resumed):
 
 
 def save_checkpoint(out, *, dataset, args, epoch, model, optimizer, scheduler, scaler, history,
-                    **extra):
+                    name=None, **extra):
     """Everything --resume needs, written atomically: the last good state stays on disk."""
-    save_torch({"dataset": dataset, "model_name": args.model, "args": recorded(args),
+    save_torch({"dataset": dataset, "model_name": name or args.model, "args": recorded(args),
                 "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict() if scaler.is_enabled() else None,
@@ -144,8 +146,15 @@ def divergence(error, *, out, dist):
                     f"--weights {checkpoint} to start from its weights.", error.where)
 
 
+def lr_text(record):
+    """An epoch's learning rate for the console: one value, or its first and last step's."""
+    first, last = record["lr_first"], record["lr_last"]
+    return f"{first:.4g}" if first == last else f"{first:.4g}->{last:.4g}"
+
+
 def run_record(args, *, dataset, out, model, device, dist, precision):
-    """The fields every metrics.json starts with."""
+    """The fields every metrics.json starts with; "target" is the make target of a run in
+    runs/<dataset>/<name>."""
     return {"dataset": dataset, "model": args.model, "target": f"{dataset}-{out.name}",
             "run_dir": str(out), "args": recorded(args),
             "parameters": sum(p.numel() for p in model.parameters()),

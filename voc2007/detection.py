@@ -1,0 +1,355 @@
+"""What YOLOv1 and SSD300 share: the training loop over a DataLoader of images with boxes, the
+evaluation of a detector on a split by the VOC 2007 rules, its pictures, and the run from start
+to finish that train_yolo.py and train_ssd.py call once they have parsed their recipe.
+
+The run machinery (the --resume rule, checkpoints, the divergence stop, DDP, TensorBoard, the
+curves) is common/'s. A run directory gets metrics.json (history with the loss terms, per-class
+AP on trainval and test), per_class.csv, curves.png (losses and test mAP), pr_curves.png,
+detections.png, model.pt, checkpoint.pt and tb/.
+"""
+import math
+import os
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+import torch.distributed as torch_dist  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from common import plots, runtime  # noqa: E402
+from common import tensorboard as tb  # noqa: E402
+from common.cli import Diverged, nonnegative_int, positive_int  # noqa: E402
+from common.engine import LossWatch, autocast, optimizer_step  # noqa: E402
+from common.files import save_figure, save_torch, write_csv, write_json  # noqa: E402
+from common.training import (check_batch_size, divergence, lr_text,  # noqa: E402
+                             optimization, prepare_model, resume_state, run_record,
+                             save_checkpoint)
+from common.voc_eval import voc_eval  # noqa: E402
+from voc2007.data import CLASSES, VOCDataset, ensure_voc, eval_transform, make_loader  # noqa: E402
+
+DATASET = "voc2007"
+# A detector has diverged when the mean of its loss over a 50-step window exceeds this (or it
+# is NaN/inf): untrained, YOLOv1's loss is about 30 per image and SSD300's about 115.
+LOSS_LIMIT = (1e4, "10,000 as the mean of its 50-step window, a hundred times the loss of an "
+                   "untrained detector")
+DRAWN_IMAGES = 8     # test images in detections.png
+DRAWN_SCORE = 0.3    # the detections drawn there score at least this
+METRIC = "VOC 2007 11-point interpolated AP at IoU > 0.5, difficult objects ignored"
+
+
+def add_detection_arguments(parser):
+    """The flags both detectors' train scripts add to the common ones."""
+    group = parser.add_argument_group("detection")
+    group.add_argument("--workers", type=nonnegative_int, default=min(8, os.cpu_count() or 1),
+                       help="DataLoader worker processes per training process; `make bench` "
+                            "measures how many images/s one worker prepares (%(default)s)")
+    group.add_argument("--eval-every", type=positive_int,
+                       help="evaluate test mAP on --eval-images images every N epochs and at "
+                            "the last; the whole test split and trainval are evaluated at the "
+                            "end (%(default)s)")
+    group.add_argument("--eval-images", type=positive_int, default=500,
+                       help="the fixed random test images of the evaluations during training "
+                            "(%(default)s)")
+
+
+def derive_milestones(fractions):
+    """A `derive` for parse_training_args: unless --milestones is given, put the multistep
+    decays at the same fractions of --epochs as the paper's schedule (a resumed run keeps the
+    checkpoint's milestones)."""
+    def derive(args):
+        if args.scheduler == "multistep" and not args.milestones:
+            args.milestones = [round(fraction * args.epochs) for fraction in fractions]
+    return derive
+
+
+def to_device(images, device):
+    """A uint8 batch -> float in [0, 1] on `device`: the conversion runs there, on 4x fewer
+    bytes sent (channels_last on CUDA, as the model)."""
+    images = images.to(device, non_blocking=True).float().div_(255)
+    if device.type == "cuda":
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images
+
+
+def train_one_epoch(model, loader, optimizer, scheduler, scaler, *, epoch, device, dist,
+                    precision, log):
+    """One pass over `loader`. Returns the mean loss and loss terms, the boxes the augmentation
+    dropped, the per-step losses and learning rates and the time; raises Diverged."""
+    model.train()
+    watch = LossWatch(len(loader), epoch=epoch, device=device, dist=dist, limit=LOSS_LIMIT,
+                      log=log)
+    term_sums = {}
+    dropped = 0
+    for step, (images, targets) in enumerate(loader):
+        images = to_device(images, device)
+        dropped += sum(target["dropped_boxes"] for target in targets)
+        targets = [{"boxes": target["boxes"].to(device, non_blocking=True),
+                    "labels": target["labels"].to(device, non_blocking=True)}
+                   for target in targets]
+        lr = optimizer.param_groups[0]["lr"]
+        with autocast(device, precision):
+            terms = model(images, targets)
+        loss = sum(terms.values())
+        optimizer_step(loss, optimizer, scheduler, scaler)
+        watch.record(step, loss, lr)
+        for name, value in terms.items():
+            term_sums[name] = term_sums.get(name, 0) + value.detach().float()
+
+    names = sorted(term_sums)
+    totals = torch.stack([term_sums[name] for name in names]
+                         + [torch.tensor(float(len(loader)), device=device),
+                            torch.tensor(float(dropped), device=device)])
+    runtime.all_reduce_sum(totals, dist)
+    steps = totals[-2].item()
+    return {"loss": watch.mean(),
+            "terms": {name: (totals[k] / steps).item() for k, name in enumerate(names)},
+            "dropped_boxes": int(totals[-1].item()), "step_losses": watch.losses.cpu(),
+            "step_lrs": watch.lrs, "seconds": time.time() - watch.started}
+
+
+@torch.no_grad()
+def detect(model, loader, *, device, dist, precision):
+    """The detections of every image of `loader`'s dataset, keyed by its index there, in the
+    pixels of the original image. Under torchrun each rank detects its shard and every rank
+    receives them all."""
+    model.eval()
+    found = {}
+    for images, targets in loader:
+        side = images.shape[-1]
+        with autocast(device, precision):
+            detections = model(to_device(images, device))
+        for detection, target in zip(detections, targets):
+            height, width = target["orig_size"]
+            scale = torch.tensor([width, height, width, height]) / side
+            found[target["index"]] = {"boxes": detection["boxes"].float().cpu() * scale,
+                                      "scores": detection["scores"].float().cpu(),
+                                      "labels": detection["labels"].cpu()}
+    if dist.enabled:
+        shards = [None] * dist.world_size
+        torch_dist.all_gather_object(shards, found)
+        found = {index: image for shard in shards for index, image in shard.items()}
+    return found
+
+
+def evaluate(model, loader, *, device, dist, precision):
+    """(voc_eval's result, the detections) of `model` on the dataset of `loader`."""
+    dataset = loader.dataset
+    found = detect(model, loader, device=device, dist=dist, precision=precision)
+    detections = [found[index] for index in range(len(dataset))]
+    truths = [dataset.ground_truth(index) for index in range(len(dataset))]
+    return voc_eval(detections, truths, len(CLASSES)), detections
+
+
+def ap_text(ap):
+    return "-" if math.isnan(ap) else f"{100 * ap:.2f}"
+
+
+def ap_table(rows):
+    """The report's per-class AP table as console text: the 20 classes in two blocks of ten,
+    mAP last, one line per (label, per-class APs, mAP) of `rows`."""
+    lines = []
+    for block in (range(0, 10), range(10, 20)):
+        names = [CLASSES[k] for k in block] + (["mAP"] if block.start else [])
+        widths = [max(len(name), 6) for name in names]
+        lines.append(f"{'AP (%)':<9}" + " ".join(f"{name:>{width}}"
+                                                for name, width in zip(names, widths)))
+        for label, aps, mean in rows:
+            values = [aps[k] for k in block] + ([mean] if block.start else [])
+            lines.append(f"{label:<9}" + " ".join(f"{ap_text(value):>{width}}"
+                                                  for value, width in zip(values, widths)))
+    return "\n".join(lines)
+
+
+def plot_detections(dataset, detections, path, title, count=DRAWN_IMAGES):
+    """The first `count` images of `dataset` with their detections (solid, score >=
+    DRAWN_SCORE) and ground truth (dashed; difficult in grey)."""
+    count = min(count, len(dataset))
+    columns = min(count, 4) or 1
+    rows = max(1, math.ceil(count / columns))
+    figure, grid = plt.subplots(rows, columns, figsize=(4 * columns, 3.4 * rows), squeeze=False)
+    colours = plt.get_cmap("tab20")
+    for axes in grid.flat:
+        axes.axis("off")
+    for index, axes in zip(range(count), grid.flat):
+        truth = dataset.ground_truth(index)
+        with Image.open(dataset.annotations[index].image_path) as image:
+            axes.imshow(image.convert("RGB"))
+        for box, label, difficult in zip(truth["boxes"].tolist(), truth["labels"].tolist(),
+                                         truth["difficult"].tolist()):
+            axes.add_patch(plt.Rectangle(box[:2], box[2] - box[0], box[3] - box[1], fill=False,
+                                         linestyle="--", linewidth=1,
+                                         color="grey" if difficult else colours(label)))
+        found = detections[index]
+        for box, label, score in zip(found["boxes"].tolist(), found["labels"].tolist(),
+                                     found["scores"].tolist()):
+            if score < DRAWN_SCORE:
+                continue
+            axes.add_patch(plt.Rectangle(box[:2], box[2] - box[0], box[3] - box[1], fill=False,
+                                         linewidth=2, color=colours(label)))
+            axes.text(box[0], box[1], f"{CLASSES[label]} {score:.2f}", fontsize=7,
+                      color="white", backgroundcolor=colours(label), va="bottom")
+        axes.set_title(dataset.annotations[index].image_id, fontsize=8)
+    figure.suptitle(f"{title}: detections scoring {DRAWN_SCORE} or more (solid), ground truth "
+                    "(dashed)")
+    save_figure(figure, path)
+    plt.close(figure)
+
+
+def write_evaluation(out, results, dataset, detections, title, shown="test"):
+    """per_class.csv of the `results` per split; pr_curves.png and detections.png of the split
+    `shown`, whose dataset and detections are given."""
+    splits = list(results)
+    rows = [[name] + [ap_text(results[split]["ap"][k]) for split in splits]
+            for k, name in enumerate(CLASSES)]
+    rows.append(["mAP"] + [ap_text(results[split]["map"]) for split in splits])
+    write_csv(["class"] + [f"{split}_ap_pct" for split in splits], rows, out / "per_class.csv")
+    result = results[shown]
+    present = [k for k in range(len(CLASSES)) if result["positives"][k]]
+    plots.plot_pr_curves([(result["precision"][k], result["recall"][k], result["ap"][k])
+                          for k in present], [CLASSES[k] for k in present],
+                         out / "pr_curves.png", f"{title}: precision-recall per class ({shown})")
+    plot_detections(dataset, detections, out / "detections.png", f"{title} ({shown})")
+
+
+def json_ready(value):
+    """An AP or a list of them for metrics.json: NaN (no object to find) becomes null."""
+    if isinstance(value, list):
+        return [json_ready(item) for item in value]
+    return None if math.isnan(value) else value
+
+
+def train_detector(args, *, detector, build_model, train_transform, title):
+    """Train `build_model(args)` on VOC 2007 trainval with the recipe in `args`, evaluate it on
+    test and trainval, and write the run directory."""
+    device, dist = runtime.setup(args.device)
+    log = print if dist.is_main else (lambda *_: None)
+    try:
+        _train(args, detector, build_model, train_transform, title, device, dist, log)
+    finally:
+        runtime.teardown(dist)
+
+
+def _train(args, detector, build_model, train_transform, title, device, dist, log):
+    out = Path(args.out)
+    name = f"{detector}-{args.model}"
+    resumed = resume_state(args, out, DATASET, name)
+    precision = runtime.resolve_precision(args.precision, device)
+    if dist.is_main:   # one process downloads; the others wait for it
+        ensure_voc(args.data_dir, log=log)
+    runtime.barrier(dist)
+
+    torch.manual_seed(args.seed)   # the same initial weights on every rank and every rerun
+    model = build_model(args)
+    size = model.image_size
+    train_set = VOCDataset(args.data_dir, "trainval", train_transform(size), drop_difficult=True,
+                           log=log)
+    trainval_set = VOCDataset(args.data_dir, "trainval", eval_transform(size))
+    test_set = VOCDataset(args.data_dir, "test", eval_transform(size), log=log)
+    if args.limit_train:
+        train_set = train_set.subset(args.limit_train, seed=args.seed)
+        trainval_set = trainval_set.subset(args.limit_train, seed=args.seed)
+    if args.limit_test:
+        test_set = test_set.subset(args.limit_test, seed=args.seed)
+    watched_set = test_set.subset(args.eval_images, seed=args.seed)
+
+    cuda = device.type == "cuda"
+    loading = dict(workers=args.workers, seed=args.seed, rank=dist.rank,
+                   world_size=dist.world_size, pin_memory=cuda)
+    train_loader = make_loader(train_set, batch_size=args.batch_size, train=True, **loading)
+    check_batch_size(model, args.batch_size // dist.world_size, dist)
+    model, train_model, eval_model = prepare_model(model, args, device=device, dist=dist,
+                                                   resumed=resumed, log=log)
+    optimizer, scheduler, scaler = optimization(args, model, device=device, precision=precision,
+                                                steps_per_epoch=len(train_loader),
+                                                resumed=resumed)
+    history = resumed["history"] if resumed else []
+
+    def loader_of(dataset):   # evaluation: every rank its shard, twice the training batch
+        return make_loader(dataset, batch_size=2 * args.batch_size, train=False, **loading)
+
+    writer = tb.open_writer(out) if dist.is_main else None
+    log(f"{title}: {sum(p.numel() for p in model.parameters()):,} parameters, {size}x{size} | "
+        f"{len(train_set):,} trainval, {len(test_set):,} test images | "
+        f"{runtime.describe_device(device)}, {precision}"
+        + (f" x {dist.world_size} processes" if dist.enabled else "") + f" | {out}")
+
+    watched_loader = loader_of(watched_set)
+    for epoch in range(len(history) + 1, args.epochs + 1):
+        runtime.seed_epoch(args.seed, epoch, dist.rank)
+        train_loader.set_epoch(epoch)
+        try:
+            trained = train_one_epoch(train_model, train_loader, optimizer, scheduler, scaler,
+                                      epoch=epoch, device=device, dist=dist, precision=precision,
+                                      log=log)
+        except Diverged as error:
+            raise divergence(error, out=out, dist=dist) from None
+        record = {"epoch": epoch,
+                  "lr_first": trained["step_lrs"][0], "lr_last": trained["step_lrs"][-1],
+                  "train_loss": trained["loss"],
+                  **{f"train_{term}": value for term, value in trained["terms"].items()},
+                  "dropped_boxes": trained["dropped_boxes"], "seconds": trained["seconds"]}
+        evaluated = ""
+        if epoch % args.eval_every == 0 or epoch == args.epochs:
+            started = time.time()
+            result, _ = evaluate(eval_model, watched_loader, device=device, dist=dist,
+                                 precision=precision)
+            record.update(test_map=json_ready(result["map"]), eval_images=len(watched_set),
+                          seconds=record["seconds"] + time.time() - started)
+            evaluated = f"  test mAP {ap_text(result['map'])}% ({len(watched_set)} images)"
+        history.append(record)
+        terms = ", ".join(f"{term} {value:.3f}" for term, value in trained["terms"].items())
+        log(f"epoch {epoch:3d}/{args.epochs}  lr {lr_text(record)}  loss {trained['loss']:.4f} "
+            f"({terms}){evaluated}  {record['seconds']:.1f}s")
+        if epoch == 1 and trained["dropped_boxes"]:
+            log(f"  the augmentation dropped {trained['dropped_boxes']} boxes in epoch 1 "
+                "(cropped away or under a pixel); metrics.json counts them per epoch")
+        if writer:
+            tb.log_epoch(writer, record, trained["step_losses"], trained["step_lrs"])
+            save_checkpoint(out, dataset=DATASET, name=name, args=args, epoch=epoch, model=model,
+                            optimizer=optimizer, scheduler=scheduler, scaler=scaler,
+                            history=history)
+
+    log(f"evaluating {len(test_set):,} test and {len(trainval_set):,} trainval images")
+    results, test_detections = {}, None
+    for split, dataset in (("trainval", trainval_set), ("test", test_set)):
+        results[split], detections = evaluate(eval_model, loader_of(dataset), device=device,
+                                              dist=dist, precision=precision)
+        if split == "test":
+            test_detections = detections
+    if not dist.is_main:
+        return
+    save_torch(model.state_dict(), out / "model.pt")
+    write_evaluation(out, results, test_set, test_detections, title)
+    panels = [("loss", [("train", "train_loss", 1)] + [
+                  (term, f"train_{term}", 1) for term in sorted(history[-1])
+                  if term.startswith("train_") and term != "train_loss"]),
+              ("mAP (%)", [(f"test ({history[-1].get('eval_images', '')} images)", "test_map",
+                            100)])]
+    plots.plot_curves(history, panels, out / "curves.png", title)
+    metrics = {
+        **run_record(args, dataset=DATASET, out=out, model=model, device=device, dist=dist,
+                     precision=precision),
+        "detector": detector, "classes": list(CLASSES), "image_size": size, "metric": METRIC,
+        "history": history,
+        "final": {"epochs": len(history), "train_loss": history[-1]["train_loss"],
+                  "test_map": json_ready(results["test"]["map"]),
+                  "trainval_map": json_ready(results["trainval"]["map"]),
+                  "test_images": len(test_set), "trainval_images": len(trainval_set),
+                  "train_seconds": sum(record["seconds"] for record in history)},
+        "per_class": {f"{split}_ap": json_ready(result["ap"])
+                      for split, result in results.items()},
+        "positives": {split: result["positives"] for split, result in results.items()},
+    }
+    tb.log_hparams(writer, metrics["args"], {"test_map": results["test"]["map"],
+                                             "trainval_map": results["trainval"]["map"]})
+    writer.close()
+    write_json(metrics, out / "metrics.json")
+    log(ap_table([("trainval", results["trainval"]["ap"], results["trainval"]["map"]),
+                  ("test", results["test"]["ap"], results["test"]["map"])]))
+    log(f"test mAP {ap_text(results['test']['map'])}% ({METRIC}) after {len(history)} epochs, "
+        f"{metrics['final']['train_seconds']:.0f}s of training -> {out}")
+

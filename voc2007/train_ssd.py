@@ -1,0 +1,64 @@
+"""Train SSD300 on PASCAL VOC 2007 trainval and evaluate it on test (report 000, section 5.3).
+
+The network is torchvision's SSD in the paper's VOC configuration (voc2007/ssd.py) on the
+ImageNet VGG-16 that SSD uses; the recipe is the report's (batch 8, lr 0.003, 383 epochs,
+which reached 68.9 test mAP against the paper's 68.0 for SSD300 on VOC 2007 trainval alone).
+`python voc2007/train_ssd.py` is a complete run; every flag defaults to the recipe of --model
+(listed below). The run directory gets metrics.json, per_class.csv, curves.png, pr_curves.png,
+detections.png, model.pt, checkpoint.pt and tb/.
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+from common import cli  # noqa: E402
+from common.cli import UserError  # noqa: E402
+from voc2007.data import eval_transform, ssd_train_transform  # noqa: E402
+from voc2007.detection import (add_detection_arguments, derive_milestones,  # noqa: E402
+                               train_detector)
+from voc2007.ssd import CONFIGS, build_ssd  # noqa: E402
+
+# Report 000: batch 8, lr 0.003, momentum 0.9, weight decay 5e-4, 383 epochs (the paper's 60k
+# iterations at batch 32 are 383 epochs of VOC 2007 trainval). The report names no schedule;
+# the paper divides the rate by 10 after 40k and 50k of its 60k iterations, i.e. after 2/3 and
+# 5/6 of the run, and another --epochs keeps those fractions. A linear warm-up from lr / 10 over
+# the first 1,000 iterations (torchvision's detection references warm up likewise) keeps the
+# randomly initialised fc6/fc7 and extra layers from blowing up the pretrained VGG at lr 0.003.
+REPORT = dict(epochs=383, batch_size=8, lr=3e-3, momentum=0.9, weight_decay=5e-4,
+              optimizer="sgd", scheduler="multistep", gamma=0.1, warmup_iters=1000,
+              warmup_lr=3e-4, warmup_shape="linear", augment="paper", eval_every=10)
+PAPER_MILESTONES = (40 / 60, 50 / 60)
+RECIPES = {
+    "ssd300": dict(REPORT, pretrained=True),
+    "tiny": REPORT,   # for tests and CPU experiments: 64x64, a narrow backbone
+}
+AUGMENTATIONS = {"paper": ssd_train_transform, "none": eval_transform}
+
+
+def add_ssd_arguments(parser):
+    group = parser.add_argument_group("SSD")
+    group.add_argument("--augment", choices=sorted(AUGMENTATIONS),
+                       help="paper: photometric distortions, zoom-out, IoU-constrained crops, "
+                            "horizontal flip; none (%(default)s)")
+    add_detection_arguments(parser)
+
+
+def build_model(args):
+    try:
+        return build_ssd(args.model)
+    except ValueError as error:
+        raise UserError(f"SSD: {error}") from None
+
+
+def main(argv=None):
+    args = cli.parse_training_args(
+        argv, description=__doc__, dataset="voc2007", models=CONFIGS, recipes=RECIPES,
+        add_arguments=add_ssd_arguments, classification=False, default_model="ssd300",
+        derive=derive_milestones(PAPER_MILESTONES), out_prefix="ssd-")
+    train_detector(args, detector="ssd", build_model=build_model,
+                   train_transform=AUGMENTATIONS[args.augment], title=f"SSD {args.model}")
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))
