@@ -18,8 +18,9 @@ from common.engine import count_confusion, evaluate, predict, train_one_epoch
 from common.files import load_torch, read_json, save_torch, write_csv, write_json
 from common.metrics import (average_precision, most_confident_mistakes, most_confused_pair,
                             per_class_accuracy, per_class_precision, precision_recall_curve)
-from common.training import (check_batch_size, divergence, lr_text, optimization,
-                             prepare_model, resume_state, run_record, save_checkpoint)
+from common.training import (already_done, check_batch_size, divergence, lr_text,
+                             optimization, prepare_model, resume_state, run_record,
+                             save_checkpoint)
 
 WORST_COUNT = 10          # images in worst.png
 EMBEDDING_COUNT = 1000    # test images in the TensorBoard projector
@@ -42,6 +43,8 @@ def train_classifier(args, *, dataset, build_model, train_set, test_set, mean, s
 def _train(args, dataset, build_model, train_set, test_set, mean, std, augmentation, resize,
            device, dist, log):
     out = Path(args.out)
+    if already_done(args, out, log):
+        return
     resumed = resume_state(args, out, dataset)
     precision = runtime.resolve_precision(args.precision, device)
     if args.limit_train:

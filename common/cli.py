@@ -138,6 +138,11 @@ def add_training_arguments(parser, dataset, classification=True):
                           "--epochs, with the checkpoint's recipe: a recipe flag that differs "
                           "from it is refused; --epochs, --device, --precision, --compile and "
                           "--data-dir may change")
+    run.add_argument("--continue", dest="continue_run", action="store_true",
+                     help="resume the run in --out if it has a checkpoint, leave it as it is if "
+                          "it already finished its --epochs (or diverged), else start it: what "
+                          "make's *-all and reproduce targets use, so that they can be stopped "
+                          "and started again")
     run.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=False,
                      help="start from torchvision's ImageNet weights (downloaded or cached) "
                           "(%(default)s)")
@@ -243,6 +248,9 @@ def resolve_recipe(args):
             raise UserError("--weights and --pretrained both choose the initial weights: give "
                             "one.")
         args.pretrained = False   # the recipe's ImageNet start gives way to the user's file
+    if args.continue_run and (args.resume is not None or args.weights):
+        raise UserError("--continue resumes the run of --out or starts it: give it without "
+                        "--resume and --weights.")
     if args.weights and args.resume is not None:
         raise UserError("--weights starts a new run from a file, --resume continues a checkpoint "
                         "with its own weights: give one (a new run from a checkpoint's weights: "

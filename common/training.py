@@ -11,12 +11,12 @@ from torch.nn.parallel import DistributedDataParallel
 from common import runtime
 from common.cli import Diverged, UserError, flag, recorded
 from common.engine import build_optimizer, build_scheduler, grad_scaler
-from common.files import load_torch, save_torch, write_json
+from common.files import load_torch, read_json, save_torch, write_json
 from common.nets import load_initial_weights
 
 # The flags a resumed run may change; every other flag is the checkpoint's recipe.
 CHANGEABLE_ON_RESUME = {"epochs", "device", "precision", "compile", "data_dir", "out", "resume",
-                        "workers", "eval_every"}
+                        "continue_run", "workers", "eval_every"}
 
 
 def resume_state(args, out, dataset, name=None):
@@ -30,6 +30,8 @@ def resume_state(args, out, dataset, name=None):
     """
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a directory.")
+    if args.continue_run and (out / "checkpoint.pt").exists():
+        args.resume = ""
     (out / "diverged.json").unlink(missing_ok=True)   # the record of an earlier attempt
     if args.resume is None:
         for name in ("checkpoint.pt", "metrics.json"):
@@ -60,6 +62,22 @@ def resume_state(args, out, dataset, name=None):
         if key not in CHANGEABLE_ON_RESUME:
             setattr(args, key, value)
     return state
+
+
+def already_done(args, out, log):
+    """True (and says so) when --continue finds the run of --out finished with its --epochs, or
+    diverged: there is nothing to do. Call it before resume_state."""
+    if not args.continue_run:
+        return False
+    if (out / "diverged.json").exists():
+        log(f"{out} diverged earlier ({out / 'diverged.json'}); delete the folder to try again")
+        return True
+    if (out / "metrics.json").exists():
+        epochs = len(read_json(out / "metrics.json", "run metrics").get("history", []))
+        if epochs >= args.epochs:
+            log(f"{out} already holds a finished run of {epochs} epochs")
+            return True
+    return False
 
 
 def prepare_model(model, args, *, device, dist, resumed, log):

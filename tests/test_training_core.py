@@ -167,3 +167,25 @@ def test_precision_on_gpus_with_and_without_bf16(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
     assert runtime.resolve_precision("auto", cuda) == "bf16"
     assert runtime.resolve_precision("fp16", cuda) == "fp16"
+
+
+def test_continue_starts_skips_and_extends_a_run(mnist_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    common = ["--model", "model2", "--data-dir", mnist_dir, "--limit-train", 128, "--out", out,
+              "--continue", *CPU]
+    assert train_run(*common, "--epochs", 1) == 0            # nothing there: starts
+    written = (out / "metrics.json").read_bytes()
+    assert train_run(*common, "--epochs", 1) == 0            # finished: left as it is
+    assert "already holds a finished run of 1 epochs" in capsys.readouterr().out
+    assert (out / "metrics.json").read_bytes() == written
+    assert train_run(*common, "--epochs", 2) == 0            # more epochs: resumed
+    assert len(metrics(out)["history"]) == 2
+
+
+def test_continue_leaves_a_diverged_run_alone(mnist_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    common = ["--model", "lenet", "--data-dir", mnist_dir, "--lr", 50, "--warmup-iters", 0,
+              "--epochs", 1, "--out", out, *CPU]
+    assert train_run(*common) == 3
+    assert train_run(*common, "--continue") == 0
+    assert "diverged earlier" in capsys.readouterr().out

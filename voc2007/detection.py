@@ -25,8 +25,8 @@ from common import tensorboard as tb  # noqa: E402
 from common.cli import Diverged, nonnegative_int, positive_int  # noqa: E402
 from common.engine import LossWatch, autocast, optimizer_step  # noqa: E402
 from common.files import save_figure, save_torch, write_csv, write_json  # noqa: E402
-from common.training import (check_batch_size, divergence, lr_text,  # noqa: E402
-                             optimization, prepare_model, resume_state, run_record,
+from common.training import (already_done, check_batch_size, divergence,  # noqa: E402
+                             lr_text, optimization, prepare_model, resume_state, run_record,
                              save_checkpoint)
 from common.voc_eval import voc_eval  # noqa: E402
 from voc2007.data import CLASSES, VOCDataset, ensure_voc, eval_transform, make_loader  # noqa: E402
@@ -236,6 +236,8 @@ def train_detector(args, *, detector, build_model, train_transform, title):
 def _train(args, detector, build_model, train_transform, title, device, dist, log):
     out = Path(args.out)
     name = f"{detector}-{args.model}"
+    if already_done(args, out, log):
+        return
     resumed = resume_state(args, out, DATASET, name)
     precision = runtime.resolve_precision(args.precision, device)
     if dist.is_main:   # one process downloads; the others wait for it
