@@ -83,9 +83,15 @@ def add_cifar_arguments(parser):
                             "models (%(default)s)")
 
 
-def main(argv=None):
-    args = cli.parse_training_args(argv, description=__doc__, dataset="cifar10", models=MODELS,
+def parse_args(argv=None):
+    """The flags of a run, its model's recipe filling in the rest (make report reads the
+    Makefile's targets with it)."""
+    return cli.parse_training_args(argv, description=__doc__, dataset="cifar10", models=MODELS,
                                    recipes=RECIPES, add_arguments=add_cifar_arguments)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     train_set, test_set = load_cifar10(args.data_dir)
     train_classifier(args, dataset="cifar10", build_model=MODELS[args.model], train_set=train_set,
                      test_set=test_set, mean=MEAN, std=STD,

@@ -145,6 +145,8 @@ def _train(args, dataset, build_model, train_set, test_set, mean, std, augmentat
                   "train_accuracy": history[-1]["train_accuracy"],
                   f"{split}_accuracy": history[-1][f"{split}_accuracy"],
                   "test_loss": analysis["loss"], "test_accuracy": analysis["accuracy"],
+                  "train_images": len(train_set), f"{split}_images": len(eval_set),
+                  "test_images": len(test_set),
                   "train_seconds": sum(record["seconds"] for record in history)},
         "per_class": {"train_accuracy": per_class_accuracy(train_confusion),
                       **analysis["per_class"]},

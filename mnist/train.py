@@ -55,13 +55,20 @@ def add_mlp_arguments(parser):
                        help="drop the BatchNorm1d layers")
 
 
-def main(argv=None):
+def parse_args(argv=None):
+    """The flags of a run, its model's recipe filling in the rest (make report reads the
+    Makefile's targets with it)."""
     args = cli.parse_training_args(argv, description=__doc__, dataset="mnist", models=MODELS,
                                    recipes=RECIPES, add_arguments=add_mlp_arguments)
-    options = model_options(vars(args))
-    if options and args.model != "mlp":
+    if model_options(vars(args)) and args.model != "mlp":
         raise cli.UserError(f"--fc-layers, --activation and --no-batch-norm apply to --model mlp "
                             f"only, not {args.model}.")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    options = model_options(vars(args))
     train_set, test_set = load_mnist(args.data_dir, pad_to=INPUT_SIZE.get(args.model))
     train_classifier(args, dataset="mnist", build_model=lambda: MODELS[args.model](**options),
                      train_set=train_set, test_set=test_set, mean=MEAN, std=STD)

@@ -51,11 +51,17 @@ def build_model(args):
         raise UserError(f"SSD: {error}") from None
 
 
-def main(argv=None):
-    args = cli.parse_training_args(
+def parse_args(argv=None):
+    """The flags of a run, its model's recipe filling in the rest (make report reads the
+    Makefile's targets with it)."""
+    return cli.parse_training_args(
         argv, description=__doc__, dataset="voc2007", models=CONFIGS, recipes=RECIPES,
         add_arguments=add_ssd_arguments, classification=False, default_model="ssd300",
         derive=derive_milestones(PAPER_MILESTONES), out_prefix="ssd-")
+
+
+def main(argv=None):
+    args = parse_args(argv)
     train_detector(args, detector="ssd", build_model=build_model,
                    train_transform=AUGMENTATIONS[args.augment], title=f"SSD {args.model}")
 

@@ -70,7 +70,9 @@ def build_model(args):
         raise UserError(f"YOLOv1: {error}") from None
 
 
-def main(argv=None):
+def parse_args(argv=None):
+    """The flags of a run, the recipe of --recipe and --model filling in the rest (make report
+    reads the Makefile's targets with it)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     probe = argparse.ArgumentParser(add_help=False)
     probe.add_argument("--recipe", choices=sorted(RECIPES), default="paper")
@@ -82,6 +84,11 @@ def main(argv=None):
         out_prefix="yolo-" if recipe == "paper" else "yolo-report-")
     if not 0 <= args.dropout < 1:
         raise UserError(f"--dropout must lie in [0, 1), got {args.dropout}.")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
     train_detector(args, detector="yolo", build_model=build_model,
                    train_transform=AUGMENTATIONS[args.augment],
                    title=f"YOLOv1 {args.model} ({args.recipe} recipe)")
