@@ -50,25 +50,43 @@ def resume_state(args, out, dataset, name=None):
         raise UserError(f"checkpoint {path} is of {state.get('dataset')} model "
                         f"{state.get('model_name')!r}, not {dataset} {name!r}.")
     saved = state["args"]
-    differing = [f"{flag(key)} {getattr(args, key)} (the checkpoint's: {saved[key]})"
-                 for key in sorted(args.given - CHANGEABLE_ON_RESUME)
-                 if key in saved and saved[key] != getattr(args, key)]
-    if differing:
-        raise UserError(
-            f"--resume continues the recipe of {path}, and these flags differ from it: "
-            f"{'; '.join(differing)}. Leave them out to continue the run, or start a new run "
-            f"from its weights with them: --weights {path} --out NEW_FOLDER.")
+    if not args.continue_run:   # --continue checked the whole recipe in already_done
+        differing = recipe_differences(args, saved, args.given)
+        if differing:
+            raise UserError(
+                f"--resume continues the recipe of {path}, and these flags differ from it: "
+                f"{differing}. Leave them out to continue the run, or start a new run from its "
+                f"weights with them: --weights {path} --out NEW_FOLDER.")
     for key, value in saved.items():
         if key not in CHANGEABLE_ON_RESUME:
             setattr(args, key, value)
     return state
 
 
+def recipe_differences(args, saved, keys):
+    """The flags among `keys` whose value in `args` differs from the `saved` args of a run,
+    as text ("" if none); the flags a resume may change are left out."""
+    return "; ".join(f"{flag(key)} {getattr(args, key)} (the run's: {saved[key]})"
+                     for key in sorted(set(keys) - CHANGEABLE_ON_RESUME - {"given"})
+                     if key in saved and saved[key] != getattr(args, key))
+
+
 def already_done(args, out, log):
-    """True (and says so) when --continue finds the run of --out finished with its --epochs, or
-    diverged: there is nothing to do. Call it before resume_state."""
+    """--continue: True (and says so) when the run of --out finished its --epochs, or diverged,
+    so that there is nothing to do. A run there must be the one this command starts: every
+    recipe flag, given or left to the recipe, must match it (only --epochs may grow).
+    Call it before resume_state."""
     if not args.continue_run:
         return False
+    for name in ("metrics.json", "checkpoint.pt"):
+        if (out / name).exists():
+            saved = (read_json(out / name, "run metrics") if name == "metrics.json"
+                     else load_torch(out / name, "checkpoint"))
+            differing = recipe_differences(args, saved.get("args", {}), vars(args))
+            if differing:
+                raise UserError(f"--continue: {out} holds another run than this command's: "
+                                f"{differing}. Delete the folder, or pass another --out.")
+            break
     if (out / "diverged.json").exists():
         log(f"{out} diverged earlier ({out / 'diverged.json'}); delete the folder to try again")
         return True

@@ -35,11 +35,11 @@ def lenet_epoch(mnist_dir, tmp_path):
 
 
 @pytest.mark.parametrize("changed, shown", [
-    (["--lr", "0.0001"], "--lr 0.0001 (the checkpoint's: 0.005)"),          # during warm-up
-    (["--warmup-lr", "0.5"], "--warmup-lr 0.5 (the checkpoint's: 0.05)"),
-    (["--optimizer", "adam"], "--optimizer adam (the checkpoint's: sgd)"),
-    (["--batch-size", "32"], "--batch-size 32 (the checkpoint's: 64)"),
-    (["--momentum", "0.9"], "--momentum 0.9 (the checkpoint's: 0.8)"),
+    (["--lr", "0.0001"], "--lr 0.0001 (the run's: 0.005)"),          # during warm-up
+    (["--warmup-lr", "0.5"], "--warmup-lr 0.5 (the run's: 0.05)"),
+    (["--optimizer", "adam"], "--optimizer adam (the run's: sgd)"),
+    (["--batch-size", "32"], "--batch-size 32 (the run's: 64)"),
+    (["--momentum", "0.9"], "--momentum 0.9 (the run's: 0.8)"),
 ])
 def test_resume_refuses_a_changed_recipe_and_says_how_to_start_anew(lenet_epoch, capsys, changed,
                                                                     shown):
@@ -189,3 +189,12 @@ def test_continue_leaves_a_diverged_run_alone(mnist_dir, tmp_path, capsys):
     assert train_run(*common) == 3
     assert train_run(*common, "--continue") == 0
     assert "diverged earlier" in capsys.readouterr().out
+
+
+def test_continue_refuses_a_run_of_another_recipe(mnist_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    common = ["--model", "model2", "--data-dir", mnist_dir, "--out", out, *CPU]
+    assert train_run(*common, "--epochs", 1, "--limit-train", 128) == 0
+    # the quick run is not this target's: --continue says so instead of extending it
+    assert train_run(*common, "--epochs", 2, "--continue") == 2
+    assert "--limit-train None (the run's: 128)" in capsys.readouterr().err
