@@ -102,7 +102,7 @@ def _train(args, dataset, build_model, train_set, test_set, mean, std, augmentat
                                       dist=dist, precision=precision, mixup_alpha=args.mixup,
                                       seed=args.seed, log=log)
         except Diverged as error:
-            raise divergence(error, out=out, dist=dist) from None
+            raise divergence(error, out=out, dist=dist, args=args) from None
         started = time.time()
         evaluated = evaluate(eval_model, eval_loader, num_classes=num_classes, device=device,
                              dist=dist, precision=precision)

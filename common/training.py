@@ -78,10 +78,10 @@ def already_done(args, out, log):
     Call it before resume_state."""
     if not args.continue_run:
         return False
-    for name in ("metrics.json", "checkpoint.pt"):
+    for name in ("metrics.json", "checkpoint.pt", "diverged.json"):
         if (out / name).exists():
-            saved = (read_json(out / name, "run metrics") if name == "metrics.json"
-                     else load_torch(out / name, "checkpoint"))
+            saved = (load_torch(out / name, "checkpoint") if name == "checkpoint.pt"
+                     else read_json(out / name, "run record"))
             differing = recipe_differences(args, saved.get("args", {}), vars(args))
             if differing:
                 raise UserError(f"--continue: {out} holds another run than this command's: "
@@ -166,13 +166,14 @@ def save_checkpoint(out, *, dataset, args, epoch, model, optimizer, scheduler, s
                out / "checkpoint.pt")
 
 
-def divergence(error, *, out, dist):
+def divergence(error, *, out, dist, args):
     """The Diverged error to stop the run with (what happened, what stays, what to do); the
     main rank also writes <out>/diverged.json, so that `make report` can say the run diverged
-    and where."""
+    and where, and --continue knows its recipe."""
     epoch = error.where["epoch"]
     if dist.is_main:
-        write_json({**error.where, "message": str(error)}, out / "diverged.json")
+        write_json({**error.where, "message": str(error), "args": recorded(args)},
+                   out / "diverged.json")
     if epoch == 1:
         return Diverged(f"{error} No checkpoint had been written yet. Start again with a "
                         f"lower --lr.", error.where)

@@ -288,7 +288,7 @@ def _train(args, detector, build_model, train_transform, title, device, dist, lo
                                       epoch=epoch, device=device, dist=dist, precision=precision,
                                       log=log)
         except Diverged as error:
-            raise divergence(error, out=out, dist=dist) from None
+            raise divergence(error, out=out, dist=dist, args=args) from None
         record = {"epoch": epoch,
                   "lr_first": trained["step_lrs"][0], "lr_last": trained["step_lrs"][-1],
                   "train_loss": trained["loss"],
