@@ -2,9 +2,11 @@
 
 (c) sigmoid vs ReLU, (d) 2 vs 3 fully connected layers with SGD and with Adam, (e) no
 activation, (f) with and without batch norm, (i, j) MLP vs convolution vs convolution + pooling.
-Runs go to <out>/<name>; a finished run is reused, an interrupted one resumed. The table is
-written to <out>/table.md and table.csv. Flags this script does not know (e.g. --epochs,
---limit-train, --device) are passed on to every run of mnist/train.py.
+Runs go to <out>/<name>, each with --continue: a finished run is reused and an interrupted one
+resumed, if it is the run these flags make (else the ablation stops and names the folder); a
+run that diverges is a row of the table, not the end of the ablations. The table is written to
+<out>/table.md and table.csv. Flags this script does not know (e.g. --epochs, --limit-train,
+--device) are passed on to every run of mnist/train.py.
 """
 import argparse
 import sys
@@ -13,6 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from common import cli  # noqa: E402
+from common.cli import Diverged  # noqa: E402
 from common.files import read_json, write_csv, write_text  # noqa: E402
 from common.report import markdown_table  # noqa: E402
 from mnist import train  # noqa: E402
@@ -54,13 +57,11 @@ def main(argv=None):
     args, passed_on = parser.parse_known_args(argv)
     out = Path(args.out)
     for name, _, flags in ABLATIONS:
-        run_dir = out / name
-        if (run_dir / "metrics.json").exists():
-            print(f"== {name}: done, reusing {run_dir}")
-            continue
         print(f"== {name}")
-        resume = ["--resume"] if (run_dir / "checkpoint.pt").exists() else []
-        train.main([*flags, *passed_on, *resume, "--out", str(run_dir)])
+        try:
+            train.main([*flags, *passed_on, "--continue", "--out", str(out / name)])
+        except Diverged as error:
+            print(f"diverged: {error}")
     header, rows = ablation_table(out)
     write_csv(header, rows, out / "table.csv")
     table = markdown_table(header, rows)
@@ -75,7 +76,12 @@ def ablation_table(out):
         number = name.split("-", 1)[0]
         path = Path(out) / name / "metrics.json"
         if not path.exists():
-            rows.append([number, question, name, "", "", "", "", "", "not run", "not run"])
+            diverged = Path(out) / name / "diverged.json"
+            status = "not run"
+            if diverged.exists():
+                where = read_json(diverged, "divergence record")
+                status = f"diverged at epoch {where['epoch']}, step {where['step']}"
+            rows.append([number, question, name, "", "", "", "", "", status, status])
             continue
         metrics = read_json(path, "run metrics")
         args = metrics["args"]

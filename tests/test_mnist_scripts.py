@@ -185,7 +185,7 @@ def test_ablations_table_and_report(mnist_dir, tmp_path, capsys):
     assert "| 1 | c, d | mlp | 2 | sigmoid | no | sgd |" in table[2]
     capsys.readouterr()
     assert cli.run(ablations.main, ["--out", str(runs / "mnist" / "ablations"), *passed_on]) == 0
-    assert capsys.readouterr().out.count("done, reusing") == 12
+    assert capsys.readouterr().out.count("already holds a finished run") == 12
 
     assert train_run("--model", "lenet", "--data-dir", mnist_dir, "--epochs", 1, "--out",
                      runs / "mnist" / "lenet", *CPU) == 0
