@@ -23,7 +23,7 @@ from PIL import Image  # noqa: E402
 from common import plots, runtime  # noqa: E402
 from common import tensorboard as tb  # noqa: E402
 from common.cli import Diverged, nonnegative_int, positive_int  # noqa: E402
-from common.engine import LossWatch, autocast, optimizer_step  # noqa: E402
+from common.engine import PROGRESS_SECONDS, LossWatch, autocast, optimizer_step  # noqa: E402
 from common.files import save_figure, save_torch, write_csv, write_json  # noqa: E402
 from common.training import (already_done, check_batch_size, divergence,  # noqa: E402
                              lr_text, optimization, prepare_model, resume_state, run_record,
@@ -112,13 +112,17 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, *, epoch, devic
 
 
 @torch.no_grad()
-def detect(model, loader, *, device, dist, precision):
+def detect(model, loader, *, device, dist, precision, log=lambda *_: None):
     """The detections of every image of `loader`'s dataset, keyed by its index there, in the
     pixels of the original image. Under torchrun each rank detects its shard and every rank
     receives them all."""
     model.eval()
     found = {}
-    for images, targets in loader:
+    started = last_report = time.time()
+    for batch, (images, targets) in enumerate(loader):
+        if time.time() - last_report > PROGRESS_SECONDS:
+            last_report = time.time()
+            log(f"  detecting: batch {batch}/{len(loader)}  {last_report - started:.0f}s")
         side = images.shape[-1]
         with autocast(device, precision):
             detections = model(to_device(images, device))
@@ -135,10 +139,10 @@ def detect(model, loader, *, device, dist, precision):
     return found
 
 
-def evaluate(model, loader, *, device, dist, precision):
+def evaluate(model, loader, *, device, dist, precision, log=lambda *_: None):
     """(voc_eval's result, the detections) of `model` on the dataset of `loader`."""
     dataset = loader.dataset
-    found = detect(model, loader, device=device, dist=dist, precision=precision)
+    found = detect(model, loader, device=device, dist=dist, precision=precision, log=log)
     detections = [found[index] for index in range(len(dataset))]
     truths = [dataset.ground_truth(index) for index in range(len(dataset))]
     return voc_eval(detections, truths, len(CLASSES)), detections
@@ -319,7 +323,7 @@ def _train(args, detector, build_model, train_transform, title, device, dist, lo
     results, test_detections = {}, None
     for split, dataset in (("trainval", trainval_set), ("test", test_set)):
         results[split], detections = evaluate(eval_model, loader_of(dataset), device=device,
-                                              dist=dist, precision=precision)
+                                              dist=dist, precision=precision, log=log)
         if split == "test":
             test_detections = detections
     if not dist.is_main:
