@@ -7,12 +7,26 @@ DATA_DIR ?= ./data
 # CIFAR-10 is read from CIFAR10_DIR/cifar-10-batches-py; with the shared data use
 # CIFAR10_DIR=../shared/data/cifar10-jpeg-subset (a 10,000-image subset).
 CIFAR10_DIR ?= $(DATA_DIR)
+# The scenes are read from SCENES_DIR/scenes, or from SCENES_DIR itself when it holds train/ and
+# val/: with the shared data use SCENES_DIR=../shared/data/scenes-subset (1,200 + 600 images).
+SCENES_DIR ?= $(DATA_DIR)
+# PASCAL VOC 2007 is read from VOC_DIR/VOCdevkit/VOC2007 (make data-voc2007 downloads it).
+VOC_DIR ?= $(DATA_DIR)
 ARGS ?=
+RUNS ?= runs
 export DATA_DIR
 
-# The run directory is runs/<dataset>/<target without the dataset prefix>.
-MNIST = $(PYTHON) mnist/train.py --out runs/mnist/$(@:mnist-%=%)
-CIFAR10 = $(PYTHON) cifar10/train.py --out runs/cifar10/$(@:cifar10-%=%) --data-dir $(CIFAR10_DIR)
+# The run directory is $(RUNS)/<dataset>/<target without the dataset prefix>.
+MNIST = $(PYTHON) mnist/train.py --out $(RUNS)/mnist/$(@:mnist-%=%)
+CIFAR10 = $(PYTHON) cifar10/train.py --out $(RUNS)/cifar10/$(@:cifar10-%=%) \
+	--data-dir $(CIFAR10_DIR)
+SCENES = $(PYTHON) scenes/train.py --out $(RUNS)/scenes/$(@:scenes-%=%) --data-dir $(SCENES_DIR)
+YOLO = $(PYTHON) voc2007/train_yolo.py --out $(RUNS)/voc2007/$(@:voc2007-%=%) \
+	--data-dir $(VOC_DIR)
+SSD = $(PYTHON) voc2007/train_ssd.py --out $(RUNS)/voc2007/$(@:voc2007-%=%) --data-dir $(VOC_DIR)
+# Report 002 names no mixup alpha. 50 epochs of the scratch ResNet-18 on the scene subset: 75.00%
+# at alpha 0.4, 74.00% at 0.2, 73.83% at 1.0 and without mixup (600 val images: +-1.8 points).
+MIXUP = --mixup 0.4
 # He et al. (2016): lr 0.1, momentum 0.9, weight decay 1e-4, batch 128, 45k/5k split, lr / 10
 # at 32k and 48k iterations, stop at 64k. At 352 iterations per epoch (45,000 / 128): decays
 # after epochs 91 and 136, stop after 182 (32,032, 47,872 and 64,064 iterations).
@@ -29,9 +43,18 @@ CIFAR10_TARGETS = cifar10-alexnet cifar10-resnet20 cifar10-resnet32 cifar10-resn
 MNIST_TARGETS = mnist-lenet mnist-alexnet mnist-resnet18-pretrained mnist-model1-sgd \
 	mnist-model1-asgd mnist-model1-momentum mnist-model2-10ep mnist-model2-20ep mnist-bn-net \
 	mnist-ablations
+SCENES_TARGETS = scenes-lenet scenes-custom-lenet scenes-alexnet scenes-resnet18 \
+	scenes-resnet18-mixup scenes-resnet18-transfer scenes-resnet50-transfer-mixup \
+	scenes-resnet101-transfer-mixup scenes-resnet152-transfer-mixup scenes-lenet-lr-sweep
+VOC2007_TARGETS = voc2007-yolo voc2007-yolo-report voc2007-ssd
+# every result row, in the order make reproduce runs them
+REPRODUCE_TARGETS = $(MNIST_TARGETS) $(CIFAR10_TARGETS) $(SCENES_TARGETS) $(VOC2007_TARGETS)
+# make reproduce and the *-all targets run each target with --continue, timed, then make report
+REPRODUCE = $(PYTHON) -m common.reproduce --runs $(RUNS) --args "$(ARGS)"
 
-.PHONY: help install test bench report data-mnist data-cifar10 mnist-all cifar10-all \
-	$(MNIST_TARGETS) $(CIFAR10_TARGETS)
+.PHONY: help install test bench report summaries tensorboard reproduce reproduce-quick \
+	data-mnist data-cifar10 data-scenes data-voc2007 mnist-all cifar10-all scenes-all \
+	voc2007-all $(MNIST_TARGETS) $(CIFAR10_TARGETS) $(SCENES_TARGETS) $(VOC2007_TARGETS)
 
 help: ## list the targets and the report rows they reproduce
 	@awk 'BEGIN {FS = ":.*## "} \
@@ -46,18 +69,40 @@ install: ## create .venv and install requirements.txt into it
 test: ## run the tests (real-data tests need DATA_DIR, e.g. DATA_DIR=../shared/data)
 	$(PYTHON) -m pytest -q tests
 
-bench: ## time our loop against a plain DataLoader loop (MNIST LeNet, CIFAR-10 ResNet-20/110)
+bench: ## our loops against plain DataLoader loops (MNIST, CIFAR-10, scenes); VOC's evaluator, input pipelines and detectors
 	$(PYTHON) mnist/bench.py $(ARGS)
-	$(PYTHON) cifar10/bench.py $(ARGS)
+	$(PYTHON) cifar10/bench.py --data-dir $(CIFAR10_DIR) $(ARGS)
+	$(PYTHON) scenes/bench.py --data-dir $(SCENES_DIR) $(ARGS)
+	$(PYTHON) voc2007/bench_eval.py
+	$(PYTHON) voc2007/bench_data.py
+	$(PYTHON) voc2007/bench_train.py
 
-report: ## regenerate every result table from runs/ into runs/REPORT.md
-	$(PYTHON) -m common.report $(ARGS)
+report: ## regenerate every result table from $(RUNS)/ into $(RUNS)/REPORT.md and report.png
+	$(PYTHON) -m common.report --runs $(RUNS) $(ARGS)
+
+summaries: ## every network's layer table and parameter count into runs/SUMMARIES.md
+	$(PYTHON) -m common.summary $(ARGS)
+
+tensorboard: ## serve the TensorBoard of every run under $(RUNS)
+	$(PYTHON) -m tensorboard.main --logdir $(RUNS)
+
+reproduce: ## every row's target in order, each --continue (stop and start again at will), timed; then make report
+	$(REPRODUCE) $(REPRODUCE_TARGETS)
+
+reproduce-quick: ## every row's target, tiny and on the CPU, into runs-quick/ (VOC on a generated set); then its report
+	$(PYTHON) -m common.reproduce --quick --runs runs-quick --args "$(ARGS)" $(REPRODUCE_TARGETS)
 
 data-mnist: ## download MNIST into DATA_DIR (or check the copy there)
 	$(PYTHON) mnist/data.py --data-dir $(DATA_DIR)
 
 data-cifar10: ## download CIFAR-10 into CIFAR10_DIR (or check the copy there)
 	$(PYTHON) cifar10/data.py --data-dir $(CIFAR10_DIR)
+
+data-scenes: ## download the scene split into SCENES_DIR/scenes (or check the copy there)
+	$(PYTHON) scenes/data.py --data-dir $(SCENES_DIR)
+
+data-voc2007: ## download PASCAL VOC 2007 trainval and test into VOC_DIR (or check the copy there)
+	$(PYTHON) voc2007/data.py --data-dir $(VOC_DIR)
 
 ##@ MNIST, report 000 (table "MNIST Performance"): SGD, lr 0.005, weight decay 1e-4, 30 epochs
 mnist-lenet: ## LeNet: batch 64, momentum 0.8 (+ 600 iterations at lr 0.05, lr / 10 after epoch 20)
@@ -83,9 +128,10 @@ mnist-model2-20ep: ## run 5: Model-2, 20 epochs, SGD lr 0.01 momentum 0.9
 mnist-bn-net: ## Problem 1: MNIST_Net (LeNet-5 + batch norm), Adam lr 1e-3, 10 epochs
 	$(MNIST) --model bn_net $(ARGS)
 mnist-ablations: ## Problem 2: activation, depth, optimizer, batch norm, MLP/conv/pool table
-	$(PYTHON) mnist/ablations.py $(ARGS)
+	$(PYTHON) mnist/ablations.py --out $(RUNS)/mnist/ablations $(ARGS)
 
-mnist-all: $(MNIST_TARGETS) ## every MNIST row above, one after the other
+mnist-all: ## every MNIST row above, one after the other (each --continue, timed)
+	$(REPRODUCE) $(MNIST_TARGETS)
 
 ##@ CIFAR-10, report 000 (table "CIFAR-10 Performance"): SGD, batch 128, 50 epochs, weight decay 1e-4, flip-crop
 cifar10-alexnet: ## AlexNet with local contrast norm: lr 0.005, momentum 0.9
@@ -150,4 +196,41 @@ cifar10-resnet56-paper: ## ResNet-56 (paper: 6.97% error)
 cifar10-resnet110-paper: ## ResNet-110, 400 warm-up iterations at lr 0.01 (paper: 6.43% error)
 	$(CIFAR10) --model resnet110 $(PAPER) --warmup-iters 400 --warmup-lr 0.01 $(ARGS)
 
-cifar10-all: $(CIFAR10_TARGETS) ## every CIFAR-10 row above, one after the other
+cifar10-all: ## every CIFAR-10 row above, one after the other (each --continue, timed)
+	$(REPRODUCE) $(CIFAR10_TARGETS)
+
+##@ Scenes, report 002 (val accuracy per class): 64x64, SGD, 50 epochs, lr / 2 after 10, 20, 30, 40
+scenes-lenet: ## LeNet (0.7945): lr 0.01
+	$(SCENES) --model lenet $(ARGS)
+scenes-custom-lenet: ## CustomLeNet as printed, no activation between convolutions (0.7546): lr 0.001
+	$(SCENES) --model custom_lenet $(ARGS)
+scenes-alexnet: ## AlexNet with LRN (0.8541): lr 0.001
+	$(SCENES) --model alexnet $(ARGS)
+scenes-resnet18: ## ResNet18 from scratch (0.8576): lr 0.01
+	$(SCENES) --model resnet18 $(ARGS)
+scenes-resnet18-mixup: ## ResNet18 from scratch + mixup alpha 0.4 (0.8835): lr 0.01
+	$(SCENES) --model resnet18 $(MIXUP) $(ARGS)
+scenes-resnet18-transfer: ## ResNet18 from ImageNet (0.9296): the report's lr 0.001, decay 1e-4
+	$(SCENES) --model resnet18 --pretrained --lr 0.001 --weight-decay 1e-4 $(ARGS)
+scenes-resnet50-transfer-mixup: ## ResNet50 from ImageNet + mixup 0.4 (0.9431, model not named)
+	$(SCENES) --model resnet50 --pretrained $(MIXUP) $(ARGS)
+scenes-resnet101-transfer-mixup: ## ResNet101 from ImageNet + mixup 0.4 (0.9431, model not named)
+	$(SCENES) --model resnet101 --pretrained $(MIXUP) $(ARGS)
+scenes-resnet152-transfer-mixup: ## ResNet152 from ImageNet + mixup 0.4 (0.9431, model not named)
+	$(SCENES) --model resnet152 --pretrained $(MIXUP) $(ARGS)
+scenes-lenet-lr-sweep: ## LeNet at lr 0.001, 0.002, ..., 0.010 (the report: NaN from 0.007)
+	$(PYTHON) scenes/sweep.py --out $(RUNS)/scenes/$(@:scenes-%=%) --data-dir $(SCENES_DIR) $(ARGS)
+
+scenes-all: ## every scenes row above, one after the other (each --continue, timed)
+	$(REPRODUCE) $(SCENES_TARGETS)
+
+##@ PASCAL VOC 2007, report 000 (tables "Pascal VOC 2007 Performance"): per-class AP, VOC07 metric
+voc2007-yolo: ## YOLOv1, the paper's recipe on an ImageNet ResNet-50, 135 epochs (paper: 63.4 mAP with 07+12)
+	$(YOLO) $(ARGS)
+voc2007-yolo-report: ## YOLOv1, the report's tutorial recipe: Darknet, Adam 2e-5, no augmentation, 600 epochs (96.3 train, 2.6 test)
+	$(YOLO) --recipe report $(ARGS)
+voc2007-ssd: ## SSD300 from ImageNet VGG-16, the report's batch 8 and lr 0.003, 383 epochs (68.9; paper 68.0)
+	$(SSD) $(ARGS)
+
+voc2007-all: ## every VOC 2007 row above, one after the other (each --continue, timed)
+	$(REPRODUCE) $(VOC2007_TARGETS)

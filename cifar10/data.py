@@ -29,6 +29,7 @@ TRAIN_FILES = [f"data_batch_{index}" for index in range(1, 6)]
 TEST_FILES = ["test_batch"]
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
            "truck"]
+FULL_SIZES = {"train": 50_000, "test": 10_000}   # the official download's images
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
 # torchvision's md5 of each official file, e.g. {"data_batch_1": "c99cafc1..."}

@@ -87,3 +87,31 @@ def plot_pr_curves(curves, classes, path, title):
     axes.set_title(title)
     save_figure(figure, path)
     plt.close(figure)
+
+
+def plot_comparison(rows, path, title):
+    """Horizontal bars per report row: ours, the report's and the paper's figure (%), from
+    make report's Comparison rows; ours is hatched where the run is not the row's recipe."""
+    height = 0.3 * len(rows) + 1.5
+    figure, axes = plt.subplots(figsize=(9, height))
+    positions = np.arange(len(rows))[::-1]
+    bars = [("ours", "ours", "tab:blue", 0.27), ("report", "report", "tab:orange", 0.0),
+            ("paper", "paper", "tab:green", -0.27)]
+    for legend, field, colour, offset in bars:
+        shown = [(position, float(getattr(row, field)), row.partial and field == "ours")
+                 for position, row in zip(positions, rows) if getattr(row, field) is not None]
+        for partial in (False, True):
+            part = [(y, width) for y, width, marked in shown if marked == partial]
+            if part:
+                y, width = zip(*part)
+                axes.barh(np.array(y) + offset, width, height=0.27, color=colour,
+                          hatch="//" if partial else None, alpha=0.5 if partial else 1.0,
+                          label=f"{legend}, not the row's recipe" if partial else legend)
+    axes.set_yticks(positions, [row.label for row in rows], fontsize=7)
+    axes.set_xlabel("test accuracy or mAP (%)")
+    axes.set_xlim(0, 100)
+    axes.grid(axis="x", alpha=0.3)
+    axes.legend(loc="lower right", fontsize=8)
+    axes.set_title(title)
+    save_figure(figure, path)
+    plt.close(figure)

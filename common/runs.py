@@ -96,7 +96,8 @@ def target_args(target):
     command `make -n` prints), or None for a target that is not one training run."""
     result = subprocess.run(["make", "-s", "-n", target, "ARGS="], cwd=REPO, capture_output=True,
                             text=True)
-    commands = [shlex.split(line) for line in result.stdout.splitlines() if line.strip()]
+    text = result.stdout.replace("\\\n", " ")   # a recipe continued over several lines
+    commands = [shlex.split(line) for line in text.splitlines() if line.strip()]
     if result.returncode or len(commands) != 1:
         return None
     words = commands[0]

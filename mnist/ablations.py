@@ -18,7 +18,9 @@ from common import cli  # noqa: E402
 from common.cli import Diverged  # noqa: E402
 from common.files import read_json, write_csv, write_text  # noqa: E402
 from common.report import markdown_table  # noqa: E402
+from common.runs import flag_differences, subset_notes  # noqa: E402
 from mnist import train  # noqa: E402
+from mnist.data import FULL_SIZES  # noqa: E402
 
 SGD = ["--optimizer", "sgd", "--lr", "0.01", "--momentum", "0"]
 ADAM = ["--optimizer", "adam", "--lr", "0.001"]
@@ -47,7 +49,7 @@ ABLATIONS = [
 ]
 
 HEADER = ["#", "question", "network", "FC layers", "activation", "batch norm", "optimizer",
-          "parameters", "train acc (%)", "test acc (%)"]
+          "parameters", "train acc (%)", "test acc (%)", "notes"]
 
 
 def main(argv=None):
@@ -70,22 +72,24 @@ def main(argv=None):
 
 
 def ablation_table(out):
-    """(header, rows) of the ablation table from the runs under `out`; missing runs say so."""
+    """(header, rows) of the ablation table from the runs under `out`: missing and diverged
+    runs say so, a run on a subset or with other flags than its row's (--epochs 1, say) too."""
     rows = []
-    for name, question, _ in ABLATIONS:
+    for name, question, flags in ABLATIONS:
         number = name.split("-", 1)[0]
-        path = Path(out) / name / "metrics.json"
-        if not path.exists():
-            diverged = Path(out) / name / "diverged.json"
+        folder = Path(out) / name
+        if not (folder / "metrics.json").exists():
             status = "not run"
-            if diverged.exists():
-                where = read_json(diverged, "divergence record")
+            if (folder / "diverged.json").exists():
+                where = read_json(folder / "diverged.json", "divergence record")
                 status = f"diverged at epoch {where['epoch']}, step {where['step']}"
-            rows.append([number, question, name, "", "", "", "", "", status, status])
+            rows.append([number, question, name, "", "", "", "", "", status, status, ""])
             continue
-        metrics = read_json(path, "run metrics")
+        metrics = read_json(folder / "metrics.json", "run metrics")
         args = metrics["args"]
         mlp = metrics["model"] == "mlp"
+        expected = cli.recorded(train.parse_args([*flags, "--out", str(folder)]))
+        notes = flag_differences(args, expected) + subset_notes(metrics["final"], FULL_SIZES)
         rows.append([
             number, question, metrics["model"],
             str(args.get("fc_layers") or 3) if mlp else "1",
@@ -93,7 +97,7 @@ def ablation_table(out):
             "no" if mlp and args.get("batch_norm") is False else "yes",
             args["optimizer"], f"{metrics['parameters']:,}",
             f"{100 * metrics['final']['train_accuracy']:.2f}",
-            f"{100 * metrics['final']['test_accuracy']:.2f}",
+            f"{100 * metrics['final']['test_accuracy']:.2f}", "; ".join(notes),
         ])
     return HEADER, rows
 

@@ -24,6 +24,7 @@ from common.data import ImageSet, download_with_torchvision  # noqa: E402
 FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 CLASSES = [str(digit) for digit in range(10)]
+FULL_SIZES = {"train": 60_000, "test": 10_000}   # the official download's images
 MEAN, STD = (0.1307,), (0.3081,)
 
 

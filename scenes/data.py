@@ -46,6 +46,7 @@ REPOSITORY = "https://github.com/ndb796/Scene-Classification-Dataset-Split"
 ARCHIVE_URLS = (f"{REPOSITORY}/archive/063473edcb62eb9269132da1e01c6de62e95fa8c.zip",
                 f"{REPOSITORY}/archive/HEAD.zip")
 PUBLIC_COUNTS = {"train": 13_627, "val": 3_407}
+FULL_SIZES = {"train": PUBLIC_COUNTS["train"], "test": PUBLIC_COUNTS["val"]}   # val: the test set
 DECODE_THREADS = min(8, os.cpu_count() or 1)     # PIL releases the GIL while it decodes
 
 

@@ -132,14 +132,16 @@ def test_test_script_and_report_section(cifar_dir, tmp_path, capsys):
     assert "most confused:" in capsys.readouterr().out
     evaluated = json.loads((out / "eval" / "metrics.json").read_text())
     assert evaluated["test_images"] == 100   # test.py evaluates the whole test set
-    text = cifar_report.section(runs)
+    text, comparisons = cifar_report.section(runs)
     assert "| VGG-16 | report | 1 | 4 | 0 |" in text
+    assert ("cifar10 VGG-16 (report 003)", 100 * trained["final"]["test_accuracy"], None,
+            None, True) in comparisons   # --limit-train: not the row's recipe
     assert f"{trained['parameters']:,}" in text and "not run: `make cifar10-lenet`" in text
 
 
 def report_targets():
-    names = [name for _, name, _ in cifar_report.REPORT_000]
-    names += [name for _, name, _ in cifar_report.PAPER]
+    names = [name for _, name, _, _ in cifar_report.REPORT_000]
+    names += [f"{name}-paper" for name in cifar_report.PAPER]
     names += [row[1] for row in cifar_report.REPORT_001]
     names += list(cifar_report.REPORT_003) + [name for _, name, _ in cifar_report.REPORT_004]
     return names

@@ -40,6 +40,7 @@ from common.data import download_with_torchvision  # noqa: E402
 CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
            "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
            "train", "tvmonitor")
+FULL_SIZES = {"trainval": 5_011, "test": 4_952}   # the official splits' images
 # The archive of each split: trainval's also holds train and val; the test set came out apart.
 ARCHIVES = {"trainval": DATASET_YEAR_DICT["2007"]["filename"],
             "test": DATASET_YEAR_DICT["2007-test"]["filename"]}

@@ -1,10 +1,8 @@
 """Report 000's PASCAL VOC 2007 tables (per-class AP of YOLOv1 and SSD on train and test),
 filled from runs/voc2007/ for `make report`, beside the report's figures and the papers'."""
-from common.report import markdown_table
+from common.report import compare, markdown_table
 from common.runs import find_run
-from voc2007.data import CLASSES
-
-FULL_SIZES = {"trainval": 5_011, "test": 4_952}
+from voc2007.data import CLASSES, FULL_SIZES
 SOURCES = ("Report: 000, section 5.3, tables 'Pascal VOC 2007 Performance (YOLOv1)' (600 "
            "epochs) and 'Pascal VOC 2007 Performance 1 and 2 (SSD)' (76 and 383 epochs), its "
            "own mAP helper. Papers: YOLOv1, Redmon et al. (2016), Table 3: 63.4 mAP on VOC "
@@ -107,5 +105,6 @@ def section(runs):
                 lines.append(f"**not the row's recipe:** {run.note_text()}")
             parts.append("  \n".join(lines))
         parts.append(halves(ap_rows(reported, run)))
-        comparisons.append((f"VOC {title.split(',')[0]} ({name})", our_map, reported_map, paper))
+        comparisons.append(compare(f"VOC {title.split(',')[0]} ({name})", run, our_map,
+                                   reported_map, paper))
     return "\n\n".join(parts), comparisons

@@ -1,0 +1,88 @@
+"""`make report` on generated metrics.json files: rows, differences, runs not run or diverged,
+and runs that are not their row's recipe."""
+import json
+
+import pytest
+
+from common import report
+from common.runs import target_args
+from common.files import write_json
+
+
+def fake_run(runs, dataset, name, *, classes=10, epochs=3, accuracy=0.5, overrides=None,
+             final=None):
+    """A metrics.json as a finished run of `make <dataset>-<name>` writes it."""
+    args = {**target_args(f"{dataset}-{name}"), **(overrides or {})}
+    per_class = [accuracy] * classes
+    write_json({"dataset": dataset, "model": args["model"], "args": args,
+                "parameters": 1000, "device": "cpu", "history": [
+                    {"epoch": epoch, "seconds": 1.0} for epoch in range(1, epochs + 1)],
+                "final": {"train_accuracy": accuracy, "test_accuracy": accuracy, **(final or {})},
+                "per_class": {"train_accuracy": per_class, "test_accuracy": per_class},
+                "confusion": [[1 if row == col else 0 for col in range(classes)]
+                              for row in range(classes)]},
+               runs / dataset / name / "metrics.json")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    fake_run(runs, "mnist", "lenet", accuracy=0.9924, epochs=30,
+             final={"train_images": 60_000, "test_images": 10_000})
+    fake_run(runs, "mnist", "model2-10ep", accuracy=0.9, epochs=1,
+             overrides={"epochs": 1, "limit_train": 256},
+             final={"train_images": 256, "test_images": 10_000})
+    fake_run(runs, "cifar10", "resnet20", accuracy=0.85, epochs=50,
+             final={"train_images": 10_000, "test_images": 2_000})
+    write_json({"epoch": 2, "step": 30, "steps": 100, "lr": 0.1, "loss": 1e12},
+               runs / "cifar10" / "vgg16" / "diverged.json")
+    assert report.main(["--runs", str(runs)]) is None
+    return runs, (runs / "REPORT.md").read_text()
+
+
+def line_of(text, start):
+    """The first markdown table line that starts with `start`."""
+    return next(line for line in text.splitlines() if line.startswith(start))
+
+
+def test_a_finished_run_stands_beside_the_report_and_the_paper(built):
+    _, text = built
+    test_row = text.splitlines()[text.splitlines().index(line_of(text, "| LeNet | train |")) + 1]
+    # ours 99.24, the report's 98.92 (+0.32), LeNet-5's paper 99.05 (+0.19), no notes
+    assert "| 99.24 | 98.92 | +0.32 | 99.05 | +0.19 |" in test_row
+    train_row = line_of(text, "| LeNet | train |")
+    assert "| 30 |  | [curves](mnist/lenet/curves.png) [confusion](mnist/lenet/confusion.png) |" \
+        in train_row
+
+
+def test_rows_without_a_run_name_their_target(built):
+    _, text = built
+    assert "| AlexNet | not run: `make mnist-alexnet` |" in text
+    assert "not run: `make voc2007-ssd`" in text and "not run: `make scenes-lenet`" in text
+
+
+def test_a_diverged_run_says_where(built):
+    _, text = built
+    assert "diverged at epoch 2, step 30 (`make cifar10-vgg16`)" in text
+
+
+def test_a_quick_run_is_marked_and_shows_its_real_epochs(built):
+    _, text = built
+    row = line_of(text, "| 4 | Model-2 | 10 |")
+    assert "| 90.00 | 99.09 | -9.09 |" in row
+    assert "| 1 | not the row's recipe: --epochs 1 (the target: 10); --limit-train 256 (the " \
+           "target: unset); on 256 of 60,000 train images |" in row
+
+
+def test_a_run_on_a_subset_of_the_data_is_marked(built):
+    _, text = built
+    row = line_of(text, "| ResNet-20 | train |")
+    assert "on 10,000 of 50,000 train images; on 2,000 of 10,000 test images" in row
+
+
+def test_every_result_row_of_the_reports_has_a_line(built):
+    runs, text = built
+    assert text.count("not run: `make ") + text.count("diverged at epoch") >= 40
+    assert (runs / "report.png").stat().st_size > 10_000
+    assert "![ours against the reports and the papers](report.png)" in text
+    assert "3 of " in text and "rows have a finished run" in text
