@@ -3,6 +3,7 @@ and an embedding projector of test-set features (the views report 003 shows or t
 import warnings
 from pathlib import Path
 
+import torch
 from torch.utils.tensorboard import SummaryWriter
 
 
@@ -17,6 +18,7 @@ def log_graph(writer, model, example_images):
     model.eval()
     with warnings.catch_warnings():   # add_graph still traces with the deprecated torch.jit
         warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)   # LRN's check of empty input
         writer.add_graph(model, example_images)
     model.train(was_training)
 
