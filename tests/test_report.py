@@ -1,12 +1,10 @@
 """`make report` on generated metrics.json files: rows, differences, runs not run or diverged,
 and runs that are not their row's recipe."""
-import json
-
 import pytest
 
 from common import report
-from common.runs import target_args
 from common.files import write_json
+from common.runs import target_args
 
 
 def fake_run(runs, dataset, name, *, classes=10, epochs=3, accuracy=0.5, overrides=None,

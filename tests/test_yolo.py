@@ -3,14 +3,12 @@ backbones, target encoding, the loss against hand-computed values, inference, an
 overfitting a few generated images."""
 import math
 
-import numpy as np
 import pytest
 import torch
 import torchvision
-from torchvision.ops import box_iou
 
-from common.metrics import average_precision
 from common.nets import load_initial_weights
+from common.voc_eval import voc_eval
 from voc2007.yolo import (BACKBONES, IMAGE_SIZES, SCORE_THRESHOLD, build_yolo, decode_grid,
                           detections_from_grid, encode_targets, yolo_loss)
 
@@ -386,43 +384,6 @@ def generated_scenes(count, size, generator):
     return images, targets
 
 
-def mean_average_precision(detections, targets, num_classes, iou_threshold=0.5):
-    """All-point VOC AP at IoU 0.5, averaged over the classes that have objects: each
-    detection, highest score first, matches the unmatched object of its class it overlaps most."""
-    aps = []
-    for label in range(num_classes):
-        objects = [t["boxes"][t["labels"] == label] for t in targets]
-        total = sum(len(boxes) for boxes in objects)
-        if total == 0:
-            continue
-        found = [(score.item(), image, box) for image, d in enumerate(detections)
-                 for box, score in zip(d["boxes"][d["labels"] == label],
-                                       d["scores"][d["labels"] == label])]
-        found.sort(key=lambda item: -item[0])
-        matched = [torch.zeros(len(boxes), dtype=torch.bool) for boxes in objects]
-        hits = []
-        for _, image, box in found:
-            overlaps = box_iou(box[None], objects[image])[0] if len(objects[image]) else None
-            best = int(overlaps.argmax()) if overlaps is not None else -1
-            hit = best >= 0 and overlaps[best] >= iou_threshold and not matched[image][best]
-            if hit:
-                matched[image][best] = True
-            hits.append(hit)
-        true_positives = np.cumsum(hits)
-        precision = true_positives / np.arange(1, len(hits) + 1)
-        aps.append(average_precision(precision, true_positives / total))
-    return float(np.mean(aps))
-
-
-def test_mean_average_precision_helper_by_hand():
-    targets = [target([[0, 0, 10, 10], [20, 20, 30, 30]], [0, 0])]
-    # scores 0.9 hit, 0.8 miss, 0.7 hit: precision 1, 1/2, 2/3 at recall 1/2, 1/2, 1;
-    # all-point AP = 1/2 * 1 + 1/2 * 2/3 = 5/6
-    detections = [{"boxes": torch.tensor([[0.0, 0, 10, 10], [50, 50, 60, 60], [20, 20, 30, 30]]),
-                   "scores": torch.tensor([0.9, 0.8, 0.7]), "labels": torch.tensor([0, 0, 0])}]
-    assert mean_average_precision(detections, targets, 20) == pytest.approx(5 / 6)
-
-
 def test_tiny_yolo_overfits_a_few_images():
     torch.manual_seed(0)
     images, targets = generated_scenes(8, 112, torch.Generator().manual_seed(0))
@@ -436,4 +397,6 @@ def test_tiny_yolo_overfits_a_few_images():
     model.eval()
     with torch.no_grad():
         detections = model(images)
-    assert mean_average_precision(detections, targets, model.num_classes) >= 0.9
+    truths = [{**target, "difficult": torch.zeros(len(target["labels"]), dtype=torch.bool)}
+              for target in targets]
+    assert voc_eval(detections, truths, model.num_classes)["map"] >= 0.9

@@ -51,7 +51,6 @@ Parameters (20 classes): ssd300 26,285,486; tiny 270,540.
 import re
 from collections import OrderedDict
 
-import torch
 import torch.nn as nn
 from torchvision.models import vgg16
 from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
