@@ -104,9 +104,10 @@ def _train(args, dataset, build_model, train_set, test_set, mean, std, augmentat
         except Diverged as error:
             raise divergence(error, out=out, dist=dist, args=args) from None
         started = time.time()
+        runtime.broadcast_buffers(model, dist)
         evaluated = evaluate(eval_model, eval_loader, num_classes=num_classes, device=device,
                              dist=dist, precision=precision)
-        record = {"epoch": epoch,
+        record = {"epoch": epoch, "planned_epochs": args.epochs,
                   "lr_first": trained["step_lrs"][0], "lr_last": trained["step_lrs"][-1],
                   "train_loss": trained["loss"], "train_accuracy": trained["accuracy"],
                   f"{split}_loss": evaluated["loss"], f"{split}_accuracy": evaluated["accuracy"],

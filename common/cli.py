@@ -170,7 +170,8 @@ def parse_training_args(argv, *, description, dataset, models, recipes, add_argu
 
     `--model` is read first so that `--model X --help` shows X's recipe and every flag the user
     leaves out takes X's recipe value. `args.given` holds the flags written on the command line
-    (a resume compares them with the checkpoint's); `recorded(args)` leaves it out.
+    (a resume compares them with the checkpoint's), `args.derived` those `derive` filled in;
+    `recorded(args)` leaves both out.
     `derive(args)` fills in what a recipe computes from other flags (a schedule stretched over
     --epochs) before the recipe is checked; the default --out is runs/<dataset>/<out_prefix><model>.
     """
@@ -197,8 +198,11 @@ def parse_training_args(argv, *, description, dataset, models, recipes, add_argu
     missing = [key for key in RECIPE_KEYS if getattr(args, key) is None]
     if missing:  # a recipe that forgets a key is our bug, not the user's
         raise KeyError(f"recipe of {args.model} lacks {missing}")
+    args.derived = set()
     if derive:
+        before = dict(vars(args))
         derive(args)
+        args.derived = {key for key, value in vars(args).items() if before.get(key) != value}
     resolve_recipe(args)
     args.out = args.out or os.path.join("runs", dataset, out_prefix + args.model)
     return args
@@ -258,8 +262,9 @@ def resolve_recipe(args):
 
 
 def recorded(args):
-    """The arguments as metrics.json and checkpoint.pt record them."""
-    return {key: value for key, value in vars(args).items() if key != "given"}
+    """The arguments as metrics.json and checkpoint.pt record them (without the bookkeeping of
+    which flags were given and which a recipe derived)."""
+    return {key: value for key, value in vars(args).items() if key not in ("given", "derived")}
 
 
 def recipe_table(recipes):

@@ -118,8 +118,12 @@ class LossWatch:
         self.checked = done
         if step == self.steps:
             return
+        # the worst loss of that step over the ranks: the rank that went bad may not be this one
+        loss = self.losses[step].nan_to_num(nan=math.inf).view(1)
+        if self.dist.enabled:
+            torch.distributed.all_reduce(loss, op=torch.distributed.ReduceOp.MAX)
         where = {"epoch": self.epoch, "step": step + 1, "steps": self.steps,
-                 "lr": self.lrs[step], "loss": self.losses[step].item()}
+                 "lr": self.lrs[step], "loss": loss.item()}
         text = f"at epoch {self.epoch}, step {step + 1} of {self.steps} " \
                f"(learning rate {self.lrs[step]:.3g})"
         if math.isfinite(where["loss"]) and self.limit is not None:

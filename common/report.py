@@ -3,10 +3,11 @@ reports from the runs under runs/, beside the figures the reports printed and, w
 exists, the paper's. It reads metrics.json files only: it takes seconds and trains nothing.
 
 Each dataset's report.py gives section(runs) -> (markdown, comparisons), the comparisons being
-Comparison rows (ours, the report's and the paper's accuracy in %) for the overview figure that opens the report. A row
-whose run is missing names its make target, a diverged run says where it diverged, and a run
-that is not the row's recipe (a subset of the data, --limit-*, other flags) is marked as such
-and shows its real epochs. The result goes to <runs>/REPORT.md and <runs>/report.png.
+Comparison rows (ours, the report's and the paper's figure in %) for the overview figure that
+opens the report. A row whose run is missing names its make target, a diverged run says where
+it diverged, and a run that is not the row's recipe (a subset of the data, --limit-*, other
+flags) is marked as such and shows its real epochs. The result goes to <runs>/REPORT.md and
+<runs>/report.png.
 """
 import argparse
 import importlib

@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.cli import flag
+from common.cli import flag, recorded
 from common.files import read_json
 from common.training import CHANGEABLE_ON_RESUME
 
@@ -38,7 +38,9 @@ class Run:
         """The text of a row whose run did not finish: not run, or diverged."""
         if self.diverged:
             return (f"diverged at epoch {self.diverged['epoch']}, step "
-                    f"{self.diverged['step']} (`make {self.target}`)")
+                    f"{self.diverged['step']} (`make {self.target}`"
+                    + (f"; not the row's recipe: {self.note_text()}" if self.notes else "")
+                    + ")")
         return f"not run: `make {self.target}`"
 
     def note_text(self):
@@ -52,12 +54,16 @@ def find_run(runs, dataset, name, target=None, full_sizes=None):
     target = target or f"{dataset}-{name}"
     folder = Path(runs) / dataset / name
     run = Run(name, target)
-    if (folder / "metrics.json").exists():
+    # a diverged.json is the last attempt's (a new attempt deletes it): it wins over a
+    # metrics.json that an earlier, shorter run of the folder left
+    if (folder / "diverged.json").exists():
+        run.diverged = read_json(folder / "diverged.json", "divergence record")
+        run.notes = flag_differences(run.diverged.get("args", {}), target_args(target))
+    elif (folder / "metrics.json").exists():
         run.metrics = read_json(folder / "metrics.json", "run metrics")
         run.notes = flag_differences(run.metrics["args"], target_args(target))
+        run.notes += schedule_notes(run.metrics)
         run.notes += subset_notes(run.metrics["final"], full_sizes or {})
-    elif (folder / "diverged.json").exists():
-        run.diverged = read_json(folder / "diverged.json", "divergence record")
     return run
 
 
@@ -72,6 +78,19 @@ def flag_differences(used, expected):
             continue
         notes.append(f"{flag(key)} {shown(used.get(key))} (the target: {shown(value)})")
     return notes
+
+
+def schedule_notes(metrics):
+    """A cosine schedule follows --epochs: a run resumed with other --epochs did not follow the
+    schedule of any one length."""
+    planned = []
+    for record in metrics["history"]:
+        if record.get("planned_epochs") not in (None, *planned[-1:]):
+            planned.append(record["planned_epochs"])
+    if len(planned) > 1 and metrics["args"].get("scheduler") == "cosine":
+        return [f"--epochs changed during the run ({', then '.join(map(str, planned))}), and "
+                "its cosine schedule with it"]
+    return []
 
 
 def shown(value):
@@ -107,5 +126,4 @@ def target_args(target):
     module = importlib.import_module(words[scripts[0]][:-len(".py")].replace("/", "."))
     if not hasattr(module, "parse_args"):   # a script of several runs (a sweep, ablations)
         return None
-    args = module.parse_args(words[scripts[0] + 1:])
-    return {key: value for key, value in vars(args).items() if key != "given"}
+    return recorded(module.parse_args(words[scripts[0] + 1:]))

@@ -95,6 +95,26 @@ def all_reduce_sum(tensor, dist):
     return tensor
 
 
+def broadcast_buffers(model, dist):
+    """Give every rank rank 0's buffers (batch-norm statistics) before an evaluation: the last
+    training step of each rank updated its own copy."""
+    if dist.enabled:
+        for buffer in model.buffers():
+            torch_dist.broadcast(buffer, src=0)
+
+
+def check_same_everywhere(value, dist, device, what):
+    """A UserError on every rank unless all ranks hold the same integer `value`."""
+    if not dist.enabled:
+        return
+    extremes = torch.tensor([value, -value], device=device)
+    torch_dist.all_reduce(extremes, op=torch_dist.ReduceOp.MAX)
+    if extremes[0].item() != -extremes[1].item():
+        raise UserError(f"the processes of this torchrun job disagree on {what} "
+                        f"({-extremes[1].item()} to {extremes[0].item()}): every node must see "
+                        "the same --out folder (a shared file system).")
+
+
 def barrier(dist):
     if dist.enabled:
         torch_dist.barrier()

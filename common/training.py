@@ -16,7 +16,8 @@ from common.nets import load_initial_weights
 
 # The flags a resumed run may change; every other flag is the checkpoint's recipe.
 CHANGEABLE_ON_RESUME = {"epochs", "device", "precision", "compile", "data_dir", "out", "resume",
-                        "continue_run", "workers", "eval_every"}
+                        "continue_run", "workers", "eval_every", "eval_images"}
+RUN_PLACE = {"out", "resume", "continue_run"}   # where this command writes: never the saved one
 
 
 def resume_state(args, out, dataset, name=None):
@@ -32,12 +33,12 @@ def resume_state(args, out, dataset, name=None):
         raise UserError(f"--out {out} is a file, not a directory.")
     if args.continue_run and (out / "checkpoint.pt").exists():
         args.resume = ""
-    (out / "diverged.json").unlink(missing_ok=True)   # the record of an earlier attempt
     if args.resume is None:
         for name in ("checkpoint.pt", "metrics.json"):
             if (out / name).exists():
                 raise UserError(f"{out} already holds a run ({name}). Add --resume to continue "
                                 "it, pass another --out, or delete the folder to start over.")
+        (out / "diverged.json").unlink(missing_ok=True)   # the record of an earlier attempt
         return None
     path = Path(args.resume) if args.resume else out / "checkpoint.pt"
     if not path.exists():
@@ -50,16 +51,20 @@ def resume_state(args, out, dataset, name=None):
         raise UserError(f"checkpoint {path} is of {state.get('dataset')} model "
                         f"{state.get('model_name')!r}, not {dataset} {name!r}.")
     saved = state["args"]
-    if not args.continue_run:   # --continue checked the whole recipe in already_done
+    if args.continue_run:   # already_done checked the whole recipe: the command's flags rule
+        kept = CHANGEABLE_ON_RESUME
+    else:
         differing = recipe_differences(args, saved, args.given)
         if differing:
             raise UserError(
                 f"--resume continues the recipe of {path}, and these flags differ from it: "
                 f"{differing}. Leave them out to continue the run, or start a new run from its "
                 f"weights with them: --weights {path} --out NEW_FOLDER.")
+        kept = (CHANGEABLE_ON_RESUME & args.given) | RUN_PLACE
     for key, value in saved.items():
-        if key not in CHANGEABLE_ON_RESUME:
+        if key not in kept:
             setattr(args, key, value)
+    (out / "diverged.json").unlink(missing_ok=True)   # the record of an earlier attempt
     return state
 
 
@@ -67,8 +72,14 @@ def recipe_differences(args, saved, keys):
     """The flags among `keys` whose value in `args` differs from the `saved` args of a run,
     as text ("" if none); the flags a resume may change are left out."""
     return "; ".join(f"{flag(key)} {getattr(args, key)} (the run's: {saved[key]})"
-                     for key in sorted(set(keys) - CHANGEABLE_ON_RESUME - {"given"})
+                     for key in sorted(set(keys) - CHANGEABLE_ON_RESUME - {"given", "derived"})
                      if key in saved and saved[key] != getattr(args, key))
+
+
+def schedule_follows_epochs(args):
+    """Whether the learning rates of the recipe depend on --epochs (a cosine schedule, or
+    milestones stretched over the run), so that a run of other --epochs is another run."""
+    return args.scheduler == "cosine" or "milestones" in getattr(args, "derived", ())
 
 
 def already_done(args, out, log):
@@ -82,7 +93,13 @@ def already_done(args, out, log):
         if (out / name).exists():
             saved = (load_torch(out / name, "checkpoint") if name == "checkpoint.pt"
                      else read_json(out / name, "run record"))
-            differing = recipe_differences(args, saved.get("args", {}), vars(args))
+            saved_args = saved.get("args", {})
+            differing = [recipe_differences(args, saved_args, vars(args))]
+            if schedule_follows_epochs(args) and saved_args.get("epochs") != args.epochs:
+                differing.append(f"--epochs {args.epochs} (the run's: "
+                                 f"{saved_args.get('epochs')}), which its {args.scheduler} "
+                                 "schedule is stretched over")
+            differing = "; ".join(part for part in differing if part)
             if differing:
                 raise UserError(f"--continue: {out} holds another run than this command's: "
                                 f"{differing}. Delete the folder, or pass another --out.")
@@ -107,6 +124,8 @@ def prepare_model(model, args, *, device, dist, resumed, log):
     the one to train, and the one to evaluate with (DDP's forward syncs buffers across ranks,
     which uneven evaluation shards cannot do).
     """
+    runtime.check_same_everywhere(len(resumed["history"]) if resumed else 0, dist, device,
+                                  "the epochs the run in --out holds")
     if resumed:
         model.load_state_dict(resumed["model"])
     else:
@@ -148,11 +167,34 @@ def optimization(args, model, *, device, precision, steps_per_epoch, resumed):
     scheduler = build_scheduler(optimizer, args, steps_per_epoch)
     scaler = grad_scaler(device, precision)
     if resumed:
-        optimizer.load_state_dict(resumed["optimizer"])
+        load_optimizer_state(optimizer, resumed["optimizer"])
         scheduler.load_state_dict(resumed["scheduler"])
         if resumed.get("scaler") and scaler.is_enabled():
             scaler.load_state_dict(resumed["scaler"])
     return optimizer, scheduler, scaler
+
+
+def load_optimizer_state(optimizer, state):
+    """The saved state of an optimizer, for this device: load_state_dict would also bring back
+    the saved run's fused flag (a CUDA run's fused=True on the CPU, or unfused on CUDA) and its
+    buffers' memory layout (channels_last momentum for a contiguous model on the CPU, where the
+    fused step then computes wrong updates without an error)."""
+    chosen = [{key: group[key] for key in ("fused", "foreach", "capturable") if key in group}
+              for group in optimizer.param_groups]
+    optimizer.load_state_dict(state)
+    for group, flags in zip(optimizer.param_groups, chosen):
+        group.update(flags)
+        on_device = bool(flags.get("fused") or flags.get("capturable"))
+        for param in group["params"]:
+            buffers = optimizer.state[param]
+            for key, value in buffers.items():
+                if not torch.is_tensor(value):
+                    continue
+                if value.shape == param.shape:   # momentum, moments: the parameter's layout
+                    buffers[key] = torch.empty_like(param).copy_(value)
+                elif key == "step":   # fused and capturable steps keep it on the device
+                    buffers[key] = value.to(param.device if on_device else "cpu",
+                                            torch.float32)
 
 
 def save_checkpoint(out, *, dataset, args, epoch, model, optimizer, scheduler, scaler, history,

@@ -75,7 +75,8 @@ def test_yolo_records_its_loss_terms_and_the_paper_schedule(voc_dir, tmp_path):
 
 
 def history_without_times(out):
-    return [{key: value for key, value in record.items() if key != "seconds"}
+    return [{key: value for key, value in record.items()
+             if key not in ("seconds", "planned_epochs")}
             for record in metrics(out)["history"]]
 
 
@@ -172,3 +173,16 @@ def test_a_run_starts_from_another_runs_weights(voc_dir, tmp_path, capsys):
     assert ssd(*common, "--out", tmp_path / "second", "--weights",
                tmp_path / "first" / "model.pt") == 0
     assert "initialised 22 of 22 tensors" in capsys.readouterr().out
+
+
+def test_continue_refuses_to_stretch_a_run_whose_schedule_follows_its_epochs(voc_dir, tmp_path,
+                                                                              capsys):
+    out = tmp_path / "run"
+    common = ["--model", "tiny", "--data-dir", voc_dir, "--batch-size", 4, "--limit-train", 4,
+              "--limit-test", 4, "--out", out, "--continue", *CPU]
+    assert yolo(*common, "--epochs", 1) == 0
+    assert yolo(*common, "--epochs", 1) == 0
+    assert "already holds a finished run of 1 epochs" in capsys.readouterr().out
+    # the paper's milestones sit at fractions of --epochs: 3 epochs would be another schedule
+    assert yolo(*common, "--epochs", 3) == 2
+    assert "which its multistep schedule is stretched over" in capsys.readouterr().err

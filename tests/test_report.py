@@ -8,13 +8,16 @@ from common.runs import target_args
 
 
 def fake_run(runs, dataset, name, *, classes=10, epochs=3, accuracy=0.5, overrides=None,
-             final=None):
-    """A metrics.json as a finished run of `make <dataset>-<name>` writes it."""
+             final=None, planned=None):
+    """A metrics.json as a finished run of `make <dataset>-<name>` writes it; `planned`: the
+    --epochs of each epoch (a run resumed with another --epochs), default all `epochs`."""
     args = {**target_args(f"{dataset}-{name}"), **(overrides or {})}
     per_class = [accuracy] * classes
+    planned = planned or [epochs] * epochs
     write_json({"dataset": dataset, "model": args["model"], "args": args,
                 "parameters": 1000, "device": "cpu", "history": [
-                    {"epoch": epoch, "seconds": 1.0} for epoch in range(1, epochs + 1)],
+                    {"epoch": epoch, "seconds": 1.0, "planned_epochs": planned[epoch - 1]}
+                    for epoch in range(1, epochs + 1)],
                 "final": {"train_accuracy": accuracy, "test_accuracy": accuracy, **(final or {})},
                 "per_class": {"train_accuracy": per_class, "test_accuracy": per_class},
                 "confusion": [[1 if row == col else 0 for col in range(classes)]
@@ -32,6 +35,9 @@ def built(tmp_path_factory):
              final={"train_images": 256, "test_images": 10_000})
     fake_run(runs, "cifar10", "resnet20", accuracy=0.85, epochs=50,
              final={"train_images": 10_000, "test_images": 2_000})
+    # five epochs of a 5-epoch cosine schedule, then resumed to 50: not the row's schedule
+    fake_run(runs, "cifar10", "resnet32", accuracy=0.8, epochs=50, planned=[5] * 5 + [50] * 45,
+             final={"train_images": 50_000, "test_images": 10_000})
     write_json({"epoch": 2, "step": 30, "steps": 100, "lr": 0.1, "loss": 1e12},
                runs / "cifar10" / "vgg16" / "diverged.json")
     assert report.main(["--runs", str(runs)]) is None
@@ -83,4 +89,11 @@ def test_every_result_row_of_the_reports_has_a_line(built):
     assert text.count("not run: `make ") + text.count("diverged at epoch") >= 40
     assert (runs / "report.png").stat().st_size > 10_000
     assert "![ours against the reports and the papers](report.png)" in text
-    assert "3 of " in text and "rows have a finished run" in text
+    assert "4 of " in text and "rows have a finished run" in text
+
+
+def test_a_cosine_run_resumed_with_other_epochs_is_marked(built):
+    _, text = built
+    row = line_of(text, "| ResNet-32 | train |")
+    assert "not the row's recipe: --epochs changed during the run (5, then 50), and its cosine " \
+           "schedule with it" in row

@@ -9,6 +9,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from cifar10 import train as cifar_train
 from common import cli, runtime
 from common.cli import UserError
+from common.training import load_optimizer_state
 from mnist import train
 from mnist.train import RECIPES as MNIST_RECIPES
 from mnist.models import MODELS as MNIST_MODELS
@@ -198,3 +199,41 @@ def test_continue_refuses_a_run_of_another_recipe(mnist_dir, tmp_path, capsys):
     # the quick run is not this target's: --continue says so instead of extending it
     assert train_run(*common, "--epochs", 2, "--continue") == 2
     assert "--limit-train None (the run's: 128)" in capsys.readouterr().err
+
+
+def test_a_resumed_optimizer_takes_this_devices_settings_and_layout():
+    """A CUDA checkpoint holds fused=True and channels_last momentum; resumed on the CPU the
+    optimizer must stay unfused and its buffers contiguous like the model."""
+    torch.manual_seed(0)
+    saved_model = torch.nn.Conv2d(3, 4, 3).to(memory_format=torch.channels_last)
+    saved = torch.optim.SGD(saved_model.parameters(), lr=0.1, momentum=0.9, fused=True)
+    images = torch.randn(2, 3, 8, 8).contiguous(memory_format=torch.channels_last)
+    saved_model(images).sum().backward()
+    saved.step()
+    model = torch.nn.Conv2d(3, 4, 3)
+    model.load_state_dict(saved_model.state_dict())
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    load_optimizer_state(optimizer, saved.state_dict())
+    assert optimizer.param_groups[0]["fused"] is None
+    buffer = optimizer.state[model.weight]["momentum_buffer"]
+    assert buffer.is_contiguous()
+    assert torch.equal(buffer, saved.state[saved_model.weight]["momentum_buffer"])
+
+
+def test_flags_left_out_of_a_resume_take_the_runs_values(mnist_dir, tmp_path):
+    out = tmp_path / "run"
+    common = ["--model", "model2", "--data-dir", mnist_dir, "--limit-train", 128, "--out", out]
+    assert train_run(*common, "--epochs", 1, "--precision", "bf16", *CPU) == 0
+    assert train_run(*common, "--epochs", 2, "--resume") == 0   # no --device, no --precision
+    recorded = metrics(out)
+    assert recorded["precision"] == "bf16" and recorded["args"]["device"] == "cpu"
+
+
+def test_a_refused_rerun_keeps_the_record_of_a_divergence(mnist_dir, tmp_path):
+    out = tmp_path / "run"
+    # lr 0.01 in epoch 1, then multiplied by 1e20: the loss blows up in epoch 2
+    common = ["--model", "model1", "--data-dir", mnist_dir, "--out", out, "--epochs", 3,
+              "--scheduler", "step", "--step-size", 1, "--gamma", 1e20, *CPU]
+    assert train_run(*common) == 3
+    assert train_run(*common) == 2   # the folder holds a run: refused
+    assert json.loads((out / "diverged.json").read_text())["epoch"] == 2

@@ -256,6 +256,12 @@ class VOCDataset(Dataset):
         return {"boxes": annotation.boxes.clone(), "labels": annotation.labels.clone(),
                 "difficult": annotation.difficult.clone(), "image_id": annotation.image_id}
 
+    def with_transform(self, transform, *, drop_difficult=False):
+        """The same images and parsed annotations through another transform."""
+        other = copy.copy(self)
+        other.transform, other.drop_difficult = transform, drop_difficult
+        return other
+
     def subset(self, count, seed=0):
         """The same dataset restricted to a fixed random `count` images (all if fewer), kept in
         VOC order (--limit-train / --limit-test)."""

@@ -244,7 +244,7 @@ def _train(args, detector, build_model, train_transform, title, device, dist, lo
         return
     resumed = resume_state(args, out, DATASET, name)
     precision = runtime.resolve_precision(args.precision, device)
-    if dist.is_main:   # one process downloads; the others wait for it
+    if dist.local_rank == 0:   # one process per node downloads; the others wait for it
         ensure_voc(args.data_dir, log=log)
     runtime.barrier(dist)
 
@@ -253,7 +253,7 @@ def _train(args, detector, build_model, train_transform, title, device, dist, lo
     size = model.image_size
     train_set = VOCDataset(args.data_dir, "trainval", train_transform(size), drop_difficult=True,
                            log=log)
-    trainval_set = VOCDataset(args.data_dir, "trainval", eval_transform(size))
+    trainval_set = train_set.with_transform(eval_transform(size))   # for its mAP, at the end
     test_set = VOCDataset(args.data_dir, "test", eval_transform(size), log=log)
     if args.limit_train:
         train_set = train_set.subset(args.limit_train, seed=args.seed)
@@ -293,7 +293,7 @@ def _train(args, detector, build_model, train_transform, title, device, dist, lo
                                       log=log)
         except Diverged as error:
             raise divergence(error, out=out, dist=dist, args=args) from None
-        record = {"epoch": epoch,
+        record = {"epoch": epoch, "planned_epochs": args.epochs,
                   "lr_first": trained["step_lrs"][0], "lr_last": trained["step_lrs"][-1],
                   "train_loss": trained["loss"],
                   **{f"train_{term}": value for term, value in trained["terms"].items()},
@@ -301,6 +301,7 @@ def _train(args, detector, build_model, train_transform, title, device, dist, lo
         evaluated = ""
         if epoch % args.eval_every == 0 or epoch == args.epochs:
             started = time.time()
+            runtime.broadcast_buffers(model, dist)
             result, _ = evaluate(eval_model, watched_loader, device=device, dist=dist,
                                  precision=precision)
             record.update(test_map=json_ready(result["map"]), eval_images=len(watched_set),
@@ -320,6 +321,7 @@ def _train(args, detector, build_model, train_transform, title, device, dist, lo
                             history=history)
 
     log(f"evaluating {len(test_set):,} test and {len(trainval_set):,} trainval images")
+    runtime.broadcast_buffers(model, dist)
     results, test_detections = {}, None
     for split, dataset in (("trainval", trainval_set), ("test", test_set)):
         results[split], detections = evaluate(eval_model, loader_of(dataset), device=device,

@@ -42,9 +42,10 @@ Differences kept:
 - the matching gives each ground-truth box its best default box by argmax (two boxes may take
   the same one); Caffe's bipartite matching is greedy and one-to-one.
 - decoded boxes are clipped to the image before NMS (torchvision); Caffe does not clip.
-Training recipe and data augmentation (the paper's sampled crops, expansion, photometric
-distortions, flips; difficult objects used in training; biases at twice the learning rate
-without weight decay) belong to the training script and data pipeline, not to this file.
+- in training (voc2007/train_ssd.py and data.py, which have the paper's augmentation): every
+  parameter at one learning rate and weight decay, where Caffe gives biases twice the rate and
+  no decay; difficult objects left out of the targets, as for YOLOv1 and the devkit's
+  baselines, where Caffe's SSD trains on them.
 
 Parameters (20 classes): ssd300 26,285,486; tiny 270,540.
 """
