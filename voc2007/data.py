@@ -109,7 +109,7 @@ def move_into(source, target):
     interrupted move never leaves a list that names missing files."""
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(source, target)
+        source.replace(target)
         return
     files = sorted((path for path in source.rglob("*") if path.is_file()),
                    key=lambda path: "ImageSets" in path.parts)
@@ -117,7 +117,7 @@ def move_into(source, target):
         destination = target / path.relative_to(source)
         if not destination.exists():
             destination.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(path, destination)
+            path.replace(destination)
 
 
 # ---------------------------------------------------------------------------------------------

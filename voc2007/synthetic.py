@@ -10,7 +10,6 @@ image border are flagged truncated. Everything follows from the seed.
 """
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -77,7 +76,7 @@ def write_synthetic_voc(root, trainval=40, test=20, seed=0, min_size=120, max_si
         write_set(scratch, params, np.random.default_rng(seed))
         if folder.exists():
             shutil.rmtree(folder)
-        os.replace(scratch, folder)
+        scratch.replace(folder)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)   # gone already unless something failed
     if log:
