@@ -31,6 +31,7 @@ DATASETS = [
     ("mnist", "mnist.models", lambda models, name: (1,) + (models.INPUT_SIZE.get(name, 28),) * 2),
     ("cifar10", "cifar10.models", lambda models, name: (3, 32, 32)),
     ("scenes", "scenes.models", lambda models, name: (3, 64, 64)),
+    ("voc2007", "voc2007.models", lambda models, name: (3,) + (models.INPUT_SIZE[name],) * 2),
 ]
 # Leaf modules that do nothing to the shape worth a row.
 SKIPPED = (nn.Flatten, nn.Identity)
@@ -51,7 +52,8 @@ def layer_table(model, input_size):
     calls = []   # (module, input shape, output shape), batch dimension left out
 
     def record(module, inputs, output):
-        calls.append((module, tuple(inputs[0].shape[1:]), tuple(output.shape[1:])))
+        if inputs and torch.is_tensor(inputs[0]) and torch.is_tensor(output):   # not a
+            calls.append((module, tuple(inputs[0].shape[1:]), tuple(output.shape[1:])))  # wrapper
 
     handles = [module.register_forward_hook(record) for module in model.modules()
                if not any(module.children()) and not isinstance(module, SKIPPED)]
@@ -74,7 +76,8 @@ def layer_table(model, input_size):
         kind, specification = describe(module)
         rows.append(Row(len(rows) + 1, kind, dimension(input_shape), specification))
         previous = output_shape
-    rows.append(Row(len(rows) + 1, "Output", dimension(output.shape[1:]), ""))
+    rows.append(Row(len(rows) + 1, "Output", dimension(output.shape[1:])
+                    if torch.is_tensor(output) else "detections: boxes, scores, labels", ""))
     return rows
 
 
