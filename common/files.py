@@ -51,13 +51,14 @@ def save_figure(figure, path):
         figure.savefig(temporary, dpi=110, bbox_inches="tight")
 
 
-def load_torch(path, what):
-    """torch.load with weights_only=True; a missing or unreadable file is a UserError."""
+def load_torch(path, what, mmap=False):
+    """torch.load with weights_only=True; a missing or unreadable file is a UserError.
+    `mmap` maps the tensors instead of reading them, for a caller that needs other fields."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{what} {path} does not exist.")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as error:  # torch raises many types for a damaged file
         raise UserError(f"{what} {path} cannot be read ({describe_error(error)[:300]}). It is "
                         "damaged or not a PyTorch file; point to another file or start without "

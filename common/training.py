@@ -91,7 +91,8 @@ def already_done(args, out, log):
         return False
     for name in ("metrics.json", "checkpoint.pt", "diverged.json"):
         if (out / name).exists():
-            saved = (load_torch(out / name, "checkpoint") if name == "checkpoint.pt"
+            saved = (load_torch(out / name, "checkpoint", mmap=True)   # its args only
+                     if name == "checkpoint.pt"
                      else read_json(out / name, "run record"))
             saved_args = saved.get("args", {})
             differing = [recipe_differences(args, saved_args, vars(args))]
