@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from cifar10.data import MEAN, STD, load_cifar10  # noqa: E402
 from cifar10.models import MODELS  # noqa: E402
 from common import cli  # noqa: E402
-from common.classify import train_classifier  # noqa: E402
+from common.classify import DIVERGENCE_HELP, train_classifier  # noqa: E402
 
 # --augment: the paper's pad-4 random crop and flip, or report 001's photometric set
 AUGMENTATIONS = {
@@ -87,7 +87,8 @@ def parse_args(argv=None):
     """The flags of a run, its model's recipe filling in the rest (make report reads the
     Makefile's targets with it)."""
     return cli.parse_training_args(argv, description=__doc__, dataset="cifar10", models=MODELS,
-                                   recipes=RECIPES, add_arguments=add_cifar_arguments)
+                                   recipes=RECIPES, add_arguments=add_cifar_arguments,
+                                   exit_help=DIVERGENCE_HELP)
 
 
 def main(argv=None):

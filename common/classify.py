@@ -14,16 +14,20 @@ from common import cli, plots, runtime
 from common import tensorboard as tb
 from common.cli import Diverged, UserError
 from common.data import DeviceLoader
-from common.engine import count_confusion, evaluate, predict, train_one_epoch
-from common.files import load_torch, read_json, save_torch, write_csv, write_json
+from common.engine import (CHANCE_LOSS_MULTIPLE, count_confusion, divergence_help, evaluate,
+                           predict, train_one_epoch)
+from common.files import load_torch, save_torch, write_csv, write_json
 from common.metrics import (average_precision, most_confident_mistakes, most_confused_pair,
                             per_class_accuracy, per_class_precision, precision_recall_curve)
-from common.training import (already_done, check_batch_size, divergence, lr_text,
-                             optimization, prepare_model, resume_state, run_record,
-                             save_checkpoint)
+from common.runs import evaluation_folder, read_run_metrics
+from common.training import (already_done, check_batch_size, check_weights_finite,
+                             divergence, lr_text, optimization, prepare_model, resume_state,
+                             run_record, save_checkpoint)
 
 WORST_COUNT = 10          # images in worst.png
 EMBEDDING_COUNT = 1000    # test images in the TensorBoard projector
+DIVERGENCE_HELP = divergence_help(
+    f"{CHANCE_LOSS_MULTIPLE} x ln(classes), a hundred times the loss of a uniform guess")
 MIXUP_ACCURACY = ("under mixup, a training prediction counts as right when it names the label "
                   "of the larger mixing weight")
 
@@ -72,6 +76,8 @@ def _train(args, dataset, build_model, train_set, test_set, mean, std, augmentat
 
     torch.manual_seed(args.seed)   # the same initial weights on every rank and every rerun
     model = build_model()
+    if resize:
+        check_input_size(model, next(iter(eval_loader))[0][:1], args.model)
     check_batch_size(model, train_loader.batch_size, dist)
     model, train_model, eval_model = prepare_model(model, args, device=device, dist=dist,
                                                    resumed=resumed, log=log)
@@ -101,6 +107,8 @@ def _train(args, dataset, build_model, train_set, test_set, mean, std, augmentat
                                       epoch=epoch, num_classes=num_classes, device=device,
                                       dist=dist, precision=precision, mixup_alpha=args.mixup,
                                       seed=args.seed, log=log)
+            check_weights_finite(model, epoch=epoch, steps=len(train_loader),
+                                 lr=trained["step_lrs"][-1], dist=dist)
         except Diverged as error:
             raise divergence(error, out=out, dist=dist, args=args) from None
         started = time.time()
@@ -127,9 +135,6 @@ def _train(args, dataset, build_model, train_set, test_set, mean, std, augmentat
     runtime.barrier(dist)
     if not dist.is_main:
         return
-    if len(history) > args.epochs:
-        log(f"the checkpoint already holds {len(history)} epochs (--epochs {args.epochs}); "
-            "rewriting the outputs")
     save_torch(model.state_dict(), out / "model.pt")
     test_loader = DeviceLoader(test_set, batch_size=2 * args.batch_size, device=device, mean=mean,
                                std=std, resize=resize, channels_last=cuda)
@@ -167,6 +172,19 @@ def _train(args, dataset, build_model, train_set, test_set, mean, std, augmentat
     write_json(metrics, out / "metrics.json")
     log(f"test accuracy {100 * analysis['accuracy']:.2f}% (loss {analysis['loss']:.4f}) after "
         f"{len(history)} epochs, {metrics['final']['train_seconds']:.0f}s of training -> {out}")
+
+
+def check_input_size(model, image, name):
+    """--resize: a network built for one input size (the reports' LeNets and AlexNets) is
+    refused other sizes with a UserError, before the run starts."""
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(image.float().cpu().contiguous())
+    except RuntimeError as error:
+        height, width = image.shape[-2:]
+        raise UserError(f"--model {name} does not take {height}x{width} images (--resize): "
+                        f"{cli.describe_error(error)[:200]}") from None
 
 
 def analyse_test_set(model, loader, test_set, *, device, out, title, writer=None, step=0,
@@ -230,13 +248,13 @@ def parse_test_args(argv, description, models):
                         help="evaluate a fixed random N test images")
     args = parser.parse_args(argv)
     run = Path(args.run)
-    args.out = Path(args.out) if args.out else run / "eval"
-    args.saved = read_json(run / "metrics.json", "run metrics")
+    args.saved = read_run_metrics(run)
+    args.out = evaluation_folder(run, args.out)
     args.model = args.saved.get("model")
     if args.model not in models:
         raise UserError(f"{run} trained {args.model!r}, not one of this dataset's models.")
     args.weights = run / "model.pt"
-    saved_data_dir = args.saved.get("args", {}).get("data_dir")
+    saved_data_dir = args.saved["args"].get("data_dir")
     args.data_dir = args.data_dir or saved_data_dir or cli.default_data_dir()
     return args
 

@@ -1,8 +1,10 @@
 """Command-line plumbing shared by every script: the common training flags, argument checks
 and exit codes (0 ok, 2 bad input, 3 diverged)."""
 import argparse
+import math
 import os
 import sys
+import textwrap
 
 
 class UserError(Exception):
@@ -57,7 +59,9 @@ def _number_type(convert, minimum, strict, what):
             value = convert(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if value < minimum or (strict and value == minimum) or value != value:   # or NaN
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        if value < minimum or (strict and value == minimum):
             bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
             raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
         return value
@@ -101,7 +105,8 @@ def add_training_arguments(parser, dataset, classification=True):
                         help="epochs at which the rate decays, --scheduler multistep only "
                              "(%(default)s)")
     recipe.add_argument("--gamma", type=positive_float,
-                        help="decay factor of --scheduler step and multistep (default 0.1)")
+                        help="decay factor of --scheduler step and multistep (%(default)s; "
+                             "0.1 where the recipe has none)")
     recipe.add_argument("--warmup-iters", type=nonnegative_int, default=0,
                         help="the first N iterations run at the warm-up rate, then the schedule "
                              "starts (the ResNet paper's warm-up; LeNet's kick-start) "
@@ -137,7 +142,8 @@ def add_training_arguments(parser, dataset, classification=True):
                      help="continue from CHECKPOINT (default: <out>/checkpoint.pt) up to "
                           "--epochs, with the checkpoint's recipe: a recipe flag that differs "
                           "from it is refused; --epochs, --device, --precision, --compile and "
-                          "--data-dir may change")
+                          "--data-dir may change. The run goes on in CHECKPOINT's folder, or "
+                          "in an --out that holds no other run")
     run.add_argument("--continue", dest="continue_run", action="store_true",
                      help="resume the run in --out if it has a checkpoint, leave it as it is if "
                           "it already finished its --epochs (or diverged), else start it: what "
@@ -165,7 +171,8 @@ def add_training_arguments(parser, dataset, classification=True):
 
 
 def parse_training_args(argv, *, description, dataset, models, recipes, add_arguments=None,
-                        classification=True, default_model=None, derive=None, out_prefix=""):
+                        classification=True, default_model=None, derive=None, out_name=None,
+                        exit_help=""):
     """Parse a dataset's train.py flags, with the chosen model's recipe as the defaults.
 
     `--model` is read first so that `--model X --help` shows X's recipe and every flag the user
@@ -173,7 +180,9 @@ def parse_training_args(argv, *, description, dataset, models, recipes, add_argu
     (a resume compares them with the checkpoint's), `args.derived` those `derive` filled in;
     `recorded(args)` leaves both out.
     `derive(args)` fills in what a recipe computes from other flags (a schedule stretched over
-    --epochs) before the recipe is checked; the default --out is runs/<dataset>/<out_prefix><model>.
+    --epochs) before the recipe is checked; the default --out is runs/<dataset>/<out_name(args)>,
+    by default runs/<dataset>/<model>; `exit_help` ends --help. With --resume, the flags left
+    out take the checkpoint's values (common.training.take_resumed_recipe).
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     probe = argparse.ArgumentParser(add_help=False)
@@ -181,7 +190,7 @@ def parse_training_args(argv, *, description, dataset, models, recipes, add_argu
     chosen = probe.parse_known_args(argv)[0].model
 
     parser = argparse.ArgumentParser(
-        description=description, epilog=recipe_table(recipes),
+        description=description, epilog=recipe_table(recipes) + "\n\n" + textwrap.fill(exit_help),
         usage="%(prog)s " + ("[--model NAME]" if default_model else "--model NAME")
               + " [options]   (--help lists them)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -204,7 +213,12 @@ def parse_training_args(argv, *, description, dataset, models, recipes, add_argu
         derive(args)
         args.derived = {key for key, value in vars(args).items() if before.get(key) != value}
     resolve_recipe(args)
-    args.out = args.out or os.path.join("runs", dataset, out_prefix + args.model)
+    if not args.out:   # a resumed checkpoint's run goes on in its folder
+        args.out = (os.path.dirname(args.resume) or ".") if args.resume else \
+            os.path.join("runs", dataset, out_name(args) if out_name else args.model)
+    if args.resume is not None:
+        from common.training import take_resumed_recipe   # training builds on this module
+        take_resumed_recipe(args, dataset, models)
     return args
 
 

@@ -139,6 +139,14 @@ class LossWatch:
         return (totals[0] / totals[1]).item()
 
 
+def divergence_help(limit):
+    """The paragraph of a train script's --help on its exit codes, for a loss `limit` (text)."""
+    return (f"exit codes: 0 done; 2 bad input (a one-paragraph message); 3 diverged: the "
+            f"training loss became NaN or infinite or its mean over a {DIVERGENCE_CHECK_STEPS}-"
+            f"step window rose above {limit}, or the weights became NaN or infinite. The message "
+            "names the epoch, step and learning rate; the last good checkpoint stays.")
+
+
 def chance_limit(num_classes):
     """LossWatch's limit for a classifier: CHANCE_LOSS_MULTIPLE times ln C."""
     chance = math.log(num_classes)

@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.cli import flag, recorded
+from common.cli import UserError, flag, recorded
 from common.files import read_json
 from common.training import CHANGEABLE_ON_RESUME
 
@@ -47,6 +47,33 @@ class Run:
         return "; ".join(self.notes)
 
 
+def read_run_metrics(folder):
+    """The metrics.json of the run directory `folder`, as a train script wrote it."""
+    path = Path(folder) / "metrics.json"
+    metrics = read_json(path, "run metrics")
+    missing = [key for key in ("args", "history", "final") if key not in metrics]
+    if missing:
+        raise UserError(f"{path} is not the metrics.json of a training run (it has no "
+                        f"{', '.join(missing)}): point to the run directory that train.py "
+                        "wrote.")
+    return metrics
+
+
+def evaluation_folder(run, out=None):
+    """Where a test.py writes its evaluation of the run directory `run`: `out`, by default
+    <run>/eval. A file, or a folder holding a training run (whose metrics.json and pictures the
+    evaluation would replace), is refused."""
+    out = Path(out) if out else Path(run) / "eval"
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a directory.")
+    for name in ("checkpoint.pt", "model.pt"):
+        if (out / name).exists():
+            raise UserError(f"--out {out} holds a training run ({name}): its metrics.json and "
+                            f"pictures would be replaced. Pick another --out (the default is "
+                            f"{Path(run) / 'eval'}).")
+    return out
+
+
 def find_run(runs, dataset, name, target=None, full_sizes=None):
     """The run of runs/<dataset>/<name>, filling the row of make target `target` (default:
     <dataset>-<name>). `full_sizes` ({"train": N, "test": M}) are the dataset's image counts: a
@@ -60,7 +87,7 @@ def find_run(runs, dataset, name, target=None, full_sizes=None):
         run.diverged = read_json(folder / "diverged.json", "divergence record")
         run.notes = flag_differences(run.diverged.get("args", {}), target_args(target))
     elif (folder / "metrics.json").exists():
-        run.metrics = read_json(folder / "metrics.json", "run metrics")
+        run.metrics = read_run_metrics(folder)
         run.notes = flag_differences(run.metrics["args"], target_args(target))
         run.notes += schedule_notes(run.metrics)
         run.notes += subset_notes(run.metrics["final"], full_sizes or {})

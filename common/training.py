@@ -20,14 +20,53 @@ CHANGEABLE_ON_RESUME = {"epochs", "device", "precision", "compile", "data_dir", 
 RUN_PLACE = {"out", "resume", "continue_run"}   # where this command writes: never the saved one
 
 
+def take_resumed_recipe(args, dataset, models):
+    """--resume continues the recipe of its checkpoint: the flags left out take the checkpoint's
+    values (so `args`, and the metrics.json written from it, say what the run really used), and
+    a recipe flag given with another value is refused, naming how to start a new run from its
+    weights. parse_training_args calls it, so that everything built from `args` (the data, the
+    augmentation, the model) follows the run."""
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a directory.")
+    path = checkpoint_to_resume(args)
+    if not path.exists():
+        raise UserError(f"nothing to resume: {path} does not exist. Start without --resume.")
+    if path.resolve() != (out / "checkpoint.pt").resolve():
+        for name in ("checkpoint.pt", "metrics.json", "diverged.json"):
+            if (out / name).exists():
+                raise UserError(f"--out {out} holds another run ({name}) than the checkpoint "
+                                f"{path} continues: pass an --out of its own, or leave --out "
+                                "out to continue the checkpoint's run in its folder.")
+    saved = load_torch(path, "checkpoint", mmap=True)   # its args only
+    if not isinstance(saved, dict) or not isinstance(saved.get("args"), dict):
+        raise UserError(f"checkpoint {path} is not a checkpoint.pt of this suite.")
+    if saved.get("dataset") != dataset or saved["args"].get("model") not in models:
+        raise UserError(f"checkpoint {path} is of {saved.get('dataset')} model "
+                        f"{saved.get('model_name')!r}, not of a {dataset} model of this script.")
+    differing = recipe_differences(args, saved["args"], args.given)
+    if differing:
+        raise UserError(
+            f"--resume continues the recipe of {path}, and these flags differ from it: "
+            f"{differing}. Leave them out to continue the run, or start a new run from its "
+            f"weights with them: --weights {path} --out NEW_FOLDER.")
+    kept = (CHANGEABLE_ON_RESUME & args.given) | RUN_PLACE
+    for key, value in saved["args"].items():
+        if key not in kept:
+            setattr(args, key, value)
+
+
+def checkpoint_to_resume(args):
+    return Path(args.resume) if args.resume else Path(args.out) / "checkpoint.pt"
+
+
 def resume_state(args, out, dataset, name=None):
     """The checkpoint to continue from, or None for a fresh run; `name` (default: --model)
-    identifies the network, with `dataset`, in the checkpoint.
+    identifies the network, with `dataset`, in the checkpoint. `args` already holds the
+    checkpoint's recipe (take_resumed_recipe; --continue: already_done checked it).
 
     A fresh run never replaces an earlier one: the user resumes it, deletes it or picks another
-    --out. A resume continues the checkpoint's recipe: the flags left out take its values (so
-    `args`, and the metrics.json written from it, say what the run really used), and a recipe
-    flag given with another value is refused, naming how to start a new run from its weights.
+    --out.
     """
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a directory.")
@@ -40,9 +79,7 @@ def resume_state(args, out, dataset, name=None):
                                 "it, pass another --out, or delete the folder to start over.")
         (out / "diverged.json").unlink(missing_ok=True)   # the record of an earlier attempt
         return None
-    path = Path(args.resume) if args.resume else out / "checkpoint.pt"
-    if not path.exists():
-        raise UserError(f"nothing to resume: {path} does not exist. Start without --resume.")
+    path = checkpoint_to_resume(args)
     state = load_torch(path, "checkpoint")
     if not isinstance(state, dict) or not {"model", "optimizer", "history", "args"} <= state.keys():
         raise UserError(f"checkpoint {path} is not a checkpoint.pt of this suite.")
@@ -50,20 +87,10 @@ def resume_state(args, out, dataset, name=None):
     if (state.get("dataset"), state.get("model_name")) != (dataset, name):
         raise UserError(f"checkpoint {path} is of {state.get('dataset')} model "
                         f"{state.get('model_name')!r}, not {dataset} {name!r}.")
-    saved = state["args"]
-    if args.continue_run:   # already_done checked the whole recipe: the command's flags rule
-        kept = CHANGEABLE_ON_RESUME
-    else:
-        differing = recipe_differences(args, saved, args.given)
-        if differing:
-            raise UserError(
-                f"--resume continues the recipe of {path}, and these flags differ from it: "
-                f"{differing}. Leave them out to continue the run, or start a new run from its "
-                f"weights with them: --weights {path} --out NEW_FOLDER.")
-        kept = (CHANGEABLE_ON_RESUME & args.given) | RUN_PLACE
-    for key, value in saved.items():
-        if key not in kept:
-            setattr(args, key, value)
+    if len(state["history"]) > args.epochs:
+        raise UserError(f"--epochs {args.epochs}: the run of {path} has already trained "
+                        f"{len(state['history'])} epochs. Give --epochs "
+                        f"{len(state['history'])} or more.")
     (out / "diverged.json").unlink(missing_ok=True)   # the record of an earlier attempt
     return state
 
@@ -207,6 +234,20 @@ def save_checkpoint(out, *, dataset, args, epoch, model, optimizer, scheduler, s
                 "scaler": scaler.state_dict() if scaler.is_enabled() else None,
                 "history": history, **extra},
                out / "checkpoint.pt")
+
+
+def check_weights_finite(model, *, epoch, steps, lr, dist):
+    """Raise Diverged when a weight became NaN or infinite. LossWatch judges each step's loss,
+    computed before that step's update, so the last updates of an epoch are judged here, before
+    a checkpoint keeps them: one host sync per epoch."""
+    finite = torch.stack([parameter.isfinite().all() for parameter in model.parameters()])
+    finite = finite.all().float().view(1)
+    if dist.enabled:
+        torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+    if not finite.item():
+        raise Diverged(f"the weights became NaN or infinite in the last steps of epoch {epoch} "
+                       f"(learning rate {lr:.3g}).",
+                       {"epoch": epoch, "step": steps, "steps": steps, "lr": lr, "loss": None})
 
 
 def divergence(error, *, out, dist, args):

@@ -93,6 +93,31 @@ def test_resume_continues_exactly(voc_dir, tmp_path):
     assert all(torch.equal(straight[name], resumed[name]) for name in straight)
 
 
+def test_a_resume_takes_the_runs_augmentation_and_recipe(voc_dir, tmp_path, capsys):
+    common = ["--model", "tiny", "--data-dir", voc_dir, "--batch-size", 4, "--limit-train", 8,
+              "--limit-test", 4, "--eval-every", 100, *CPU]
+    report = ["--recipe", "report"]   # Adam, no augmentation
+    assert yolo(*common, *report, "--epochs", 2, "--out", tmp_path / "straight") == 0
+    assert yolo(*common, *report, "--epochs", 1, "--out", tmp_path / "resumed") == 0
+    capsys.readouterr()
+    # no --recipe: the paper's recipe and its augmentation would be the defaults
+    assert yolo(*common, "--epochs", 2, "--out", tmp_path / "resumed", "--resume") == 0
+    assert "YOLOv1 tiny (report recipe)" in capsys.readouterr().out
+    assert [record["train_loss"] for record in metrics(tmp_path / "straight")["history"]] \
+        == [record["train_loss"] for record in metrics(tmp_path / "resumed")["history"]]
+    straight = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)
+    resumed = torch.load(tmp_path / "resumed" / "model.pt", weights_only=True)
+    assert all(torch.equal(straight[name], resumed[name]) for name in straight)
+
+
+def test_the_default_out_of_the_recipes_own_backbone_is_its_make_targets():
+    assert train_yolo.parse_args([]).out == "runs/voc2007/yolo"
+    assert train_yolo.parse_args(["--recipe", "report"]).out == "runs/voc2007/yolo-report"
+    assert train_yolo.parse_args(["--model", "vgg16"]).out == "runs/voc2007/yolo-vgg16"
+    assert train_ssd.parse_args([]).out == "runs/voc2007/ssd"
+    assert train_ssd.parse_args(["--model", "tiny"]).out == "runs/voc2007/ssd-tiny"
+
+
 def test_resume_refuses_the_other_detectors_checkpoint(voc_dir, tmp_path, capsys):
     out = tmp_path / "run"
     common = ["--model", "tiny", "--data-dir", voc_dir, "--batch-size", 4, "--limit-train", 4,
@@ -133,6 +158,15 @@ def test_test_script_reevaluates_a_run(voc_dir, tmp_path, capsys):
     assert evaluated["map"]["trainval"] == pytest.approx(trained["trainval_map"])
     for name in ("per_class.csv", "pr_curves.png", "detections.png"):
         assert (out / "eval" / name).exists()
+
+    # the run's own folder is no place for an evaluation, nor is an evaluation a run
+    before = (out / "metrics.json").read_bytes()
+    capsys.readouterr()
+    assert cli.run(voc_test.main, ["--run", str(out), "--out", str(out)]) == 2
+    assert f"--out {out} holds a training run" in capsys.readouterr().err
+    assert (out / "metrics.json").read_bytes() == before
+    assert cli.run(voc_test.main, ["--run", str(out / "eval")]) == 2
+    assert "is not the metrics.json of a training run" in capsys.readouterr().err
 
 
 def test_a_diverging_detector_stops_with_exit_3(voc_dir, tmp_path, capsys):

@@ -101,6 +101,7 @@ def test_divergence_stops_with_exit_3_and_keeps_the_last_good_checkpoint(mnist_d
     (["--model", "lenet", "--data-dir", "{empty}"], "MNIST is not in"),
     (["--model", "lenet5"], "invalid choice: 'lenet5'"),
     (["--model", "lenet", "--lr", "-0.1"], "argument --lr: must be > 0, got -0.1"),
+    (["--model", "lenet", "--lr", "inf"], "argument --lr: must be a finite number, got inf"),
     (["--model", "lenet", "--resume", "{damaged}"], "cannot be read"),
     (["--model", "alexnet", "--activation", "sigmoid"], "--model mlp only"),
 ])
@@ -132,6 +133,10 @@ def test_test_script_reevaluates_a_run(mnist_dir, tmp_path, capsys):
     assert evaluated["accuracy"] == pytest.approx(trained["final"]["test_accuracy"])
     for name in ("per_class.csv", "confusion.png", "worst.png", "pr_curves.png"):
         assert (out / "eval" / name).exists()
+    before = (out / "metrics.json").read_bytes()
+    assert cli.run(mnist_test.main, ["--run", str(out), "--out", str(out)]) == 2
+    assert f"--out {out} holds a training run" in capsys.readouterr().err
+    assert (out / "metrics.json").read_bytes() == before
 
 
 def test_torchrun_two_cpu_processes_write_one_run(mnist_dir, tmp_path):

@@ -1,6 +1,8 @@
 """The training core every dataset shares: the --resume rule, refused and honoured flags, the
 batch of one, exploding losses, precision and what metrics.json records."""
 import json
+import math
+import shutil
 
 import pytest
 import torch
@@ -8,8 +10,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from cifar10 import train as cifar_train
 from common import cli, runtime
-from common.cli import UserError
-from common.training import load_optimizer_state
+from common.cli import Diverged, UserError
+from common.training import check_weights_finite, load_optimizer_state
 from mnist import train
 from mnist.train import RECIPES as MNIST_RECIPES
 from mnist.models import MODELS as MNIST_MODELS
@@ -237,3 +239,51 @@ def test_a_refused_rerun_keeps_the_record_of_a_divergence(mnist_dir, tmp_path):
     assert train_run(*common) == 3
     assert train_run(*common) == 2   # the folder holds a run: refused
     assert json.loads((out / "diverged.json").read_text())["epoch"] == 2
+
+
+def test_a_resume_builds_the_runs_model_and_reads_its_data(mnist_dir, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    assert train_run("--model", "mlp", "--fc-layers", 2, "--data-dir", mnist_dir,
+                     "--limit-train", 128, "--epochs", 1, "--out", out, *CPU) == 0
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "no-data-here"))   # the default data dir
+    # no --fc-layers (default 3) and no --data-dir: both are the run's
+    assert train_run("--model", "mlp", "--epochs", 2, "--out", out, "--resume") == 0
+    recorded = metrics(out)
+    assert recorded["args"]["fc_layers"] == 2 and recorded["args"]["data_dir"] == str(mnist_dir)
+    assert len(recorded["history"]) == 2
+
+
+def test_resume_never_replaces_another_run_in_out(lenet_epoch, tmp_path, capsys):
+    out, common = lenet_epoch
+    other = tmp_path / "other"
+    shutil.copytree(out, other)
+    before = {path.name: path.read_bytes() for path in other.iterdir() if path.is_file()}
+    capsys.readouterr()
+    assert train_run(*common, "--epochs", 2, "--resume", out / "checkpoint.pt",
+                     "--out", other) == 2
+    assert f"--out {other} holds another run" in capsys.readouterr().err
+    assert before == {path.name: path.read_bytes() for path in other.iterdir() if path.is_file()}
+    # without --out, a checkpoint's run goes on in its own folder
+    assert train_run(*common, "--epochs", 2, "--resume", other / "checkpoint.pt") == 0
+    assert len(metrics(other)["history"]) == 2 and len(metrics(out)["history"]) == 1
+
+
+def test_resume_refuses_fewer_epochs_than_the_run_has(lenet_epoch, capsys):
+    out, common = lenet_epoch
+    assert train_run(*common, "--epochs", 2, "--out", out, "--resume") == 0
+    before = (out / "metrics.json").read_bytes()
+    capsys.readouterr()
+    assert train_run(*common, "--epochs", 1, "--out", out, "--resume") == 2
+    assert "has already trained 2 epochs" in capsys.readouterr().err
+    assert (out / "metrics.json").read_bytes() == before
+
+
+def test_weights_that_are_not_finite_are_a_divergence():
+    model = torch.nn.Linear(2, 2)
+    single = runtime.Distributed()
+    check_weights_finite(model, epoch=3, steps=7, lr=0.1, dist=single)   # finite: nothing
+    with torch.no_grad():
+        model.bias[1] = math.inf
+    with pytest.raises(Diverged, match="weights became NaN or infinite") as raised:
+        check_weights_finite(model, epoch=3, steps=7, lr=0.1, dist=single)
+    assert (raised.value.where["epoch"], raised.value.where["step"]) == (3, 7)

@@ -23,11 +23,12 @@ from PIL import Image  # noqa: E402
 from common import plots, runtime  # noqa: E402
 from common import tensorboard as tb  # noqa: E402
 from common.cli import Diverged, nonnegative_int, positive_int  # noqa: E402
-from common.engine import PROGRESS_SECONDS, LossWatch, autocast, optimizer_step  # noqa: E402
+from common.engine import (PROGRESS_SECONDS, LossWatch, autocast, divergence_help,  # noqa: E402
+                           optimizer_step)
 from common.files import save_figure, save_torch, write_csv, write_json  # noqa: E402
-from common.training import (already_done, check_batch_size, divergence,  # noqa: E402
-                             lr_text, optimization, prepare_model, resume_state, run_record,
-                             save_checkpoint)
+from common.training import (already_done, check_batch_size,  # noqa: E402
+                             check_weights_finite, divergence, lr_text, optimization,
+                             prepare_model, resume_state, run_record, save_checkpoint)
 from common.voc_eval import voc_eval  # noqa: E402
 from voc2007.data import CLASSES, VOCDataset, ensure_voc, eval_transform, make_loader  # noqa: E402
 
@@ -36,6 +37,7 @@ DATASET = "voc2007"
 # is NaN/inf): untrained, YOLOv1's loss is about 30 per image and SSD300's about 115.
 LOSS_LIMIT = (1e4, "10,000 as the mean of its 50-step window, a hundred times the loss of an "
                    "untrained detector")
+DIVERGENCE_HELP = divergence_help("10,000, a hundred times the loss of an untrained detector")
 DRAWN_IMAGES = 8     # test images in detections.png
 DRAWN_SCORE = 0.3    # the detections drawn there score at least this
 METRIC = "VOC 2007 11-point interpolated AP at IoU > 0.5, difficult objects ignored"
@@ -291,6 +293,8 @@ def _train(args, detector, build_model, train_transform, title, device, dist, lo
             trained = train_one_epoch(train_model, train_loader, optimizer, scheduler, scaler,
                                       epoch=epoch, device=device, dist=dist, precision=precision,
                                       log=log)
+            check_weights_finite(model, epoch=epoch, steps=len(train_loader),
+                                 lr=trained["step_lrs"][-1], dist=dist)
         except Diverged as error:
             raise divergence(error, out=out, dist=dist, args=args) from None
         record = {"epoch": epoch, "planned_epochs": args.epochs,

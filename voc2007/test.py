@@ -12,7 +12,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 from common import cli, runtime  # noqa: E402
 from common.cli import UserError  # noqa: E402
-from common.files import load_torch, read_json, write_json  # noqa: E402
+from common.files import load_torch, write_json  # noqa: E402
+from common.runs import evaluation_folder, read_run_metrics  # noqa: E402
 from voc2007 import train_ssd, train_yolo  # noqa: E402
 from voc2007.data import VOCDataset, eval_transform, make_loader  # noqa: E402
 from voc2007.detection import (DATASET, METRIC, ap_table, ap_text, evaluate,  # noqa: E402
@@ -39,8 +40,8 @@ def main(argv=None):
     parser.add_argument("--out", help="where to write the evaluation (default: <run>/eval)")
     args = parser.parse_args(argv)
     run = Path(args.run)
-    out = Path(args.out) if args.out else run / "eval"
-    saved = read_json(run / "metrics.json", "run metrics")
+    saved = read_run_metrics(run)
+    out = evaluation_folder(run, args.out)
     if saved.get("dataset") != DATASET or saved.get("detector") not in BUILDERS:
         raise UserError(f"{run} is not a YOLOv1 or SSD run of VOC 2007 (its metrics.json says "
                         f"{saved.get('dataset')!r}, {saved.get('detector')!r}).")

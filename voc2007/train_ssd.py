@@ -15,8 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from common import cli  # noqa: E402
 from common.cli import UserError  # noqa: E402
 from voc2007.data import eval_transform, ssd_train_transform  # noqa: E402
-from voc2007.detection import (add_detection_arguments, derive_milestones,  # noqa: E402
-                               train_detector)
+from voc2007.detection import (DIVERGENCE_HELP, add_detection_arguments,  # noqa: E402
+                               derive_milestones, train_detector)
 from voc2007.ssd import CONFIGS, build_ssd  # noqa: E402
 
 # Report 000: batch 8, lr 0.003, momentum 0.9, weight decay 5e-4, 383 epochs (the paper's 60k
@@ -51,13 +51,20 @@ def build_model(args):
         raise UserError(f"SSD: {error}") from None
 
 
+def run_name(args):
+    """The default --out under runs/voc2007: ssd, the folder of make voc2007-ssd (where make
+    report finds the run), for SSD300; ssd-<model> for the others."""
+    return "ssd" if args.model == "ssd300" else f"ssd-{args.model}"
+
+
 def parse_args(argv=None):
     """The flags of a run, its model's recipe filling in the rest (make report reads the
     Makefile's targets with it)."""
     return cli.parse_training_args(
         argv, description=__doc__, dataset="voc2007", models=CONFIGS, recipes=RECIPES,
         add_arguments=add_ssd_arguments, classification=False, default_model="ssd300",
-        derive=derive_milestones(PAPER_MILESTONES), out_prefix="ssd-")
+        derive=derive_milestones(PAPER_MILESTONES), out_name=run_name,
+        exit_help=DIVERGENCE_HELP)
 
 
 def main(argv=None):

@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from common import cli  # noqa: E402
 from common.cli import UserError  # noqa: E402
 from voc2007.data import eval_transform, yolo_train_transform  # noqa: E402
-from voc2007.detection import (add_detection_arguments, derive_milestones,  # noqa: E402
-                               train_detector)
+from voc2007.detection import (DIVERGENCE_HELP, add_detection_arguments,  # noqa: E402
+                               derive_milestones, train_detector)
 from voc2007.yolo import BACKBONES, build_yolo  # noqa: E402
 
 # The paper, section 2.2: 135 epochs, batch 64, SGD with momentum 0.9 and weight decay 5e-4;
@@ -70,6 +70,14 @@ def build_model(args):
         raise UserError(f"YOLOv1: {error}") from None
 
 
+def run_name(args):
+    """The default --out under runs/voc2007: the folder of the make target of --recipe with its
+    own backbone (yolo, yolo-report), where make report finds the run; yolo-<backbone> and
+    yolo-report-<backbone> for the others."""
+    name = "yolo" if args.recipe == "paper" else "yolo-report"
+    return name if args.model == DEFAULT_MODEL[args.recipe] else f"{name}-{args.model}"
+
+
 def parse_args(argv=None):
     """The flags of a run, the recipe of --recipe and --model filling in the rest (make report
     reads the Makefile's targets with it)."""
@@ -81,7 +89,7 @@ def parse_args(argv=None):
         argv, description=__doc__, dataset="voc2007", models=BACKBONES,
         recipes=RECIPES[recipe], add_arguments=add_yolo_arguments, classification=False,
         default_model=DEFAULT_MODEL[recipe], derive=derive_milestones(PAPER_MILESTONES),
-        out_prefix="yolo-" if recipe == "paper" else "yolo-report-")
+        out_name=run_name, exit_help=DIVERGENCE_HELP)
     if not 0 <= args.dropout < 1:
         raise UserError(f"--dropout must lie in [0, 1), got {args.dropout}.")
     return args
