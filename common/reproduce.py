@@ -72,6 +72,8 @@ def main(argv=None):
                                            else "", args.args) if part)
         print(f"== make {target} ARGS=\"{flags}\"", flush=True)
         code, seconds = run_target(target, flags, variables)
+        if code == 0 and diverged_earlier(runs, target):
+            code = 3   # --continue left it alone: say what the row holds, as the first pass did
         results.append((target, code, seconds))
         print(f"== {target}: {describe(code)} in {seconds:.0f}s", flush=True)
 
@@ -85,6 +87,13 @@ def main(argv=None):
         raise cli.UserError(f"{len(failed)} target(s) did not finish: {', '.join(failed)} "
                             "(their output is above); the others' runs are in place, and a "
                             "new start picks up from there.")
+
+
+def diverged_earlier(runs, target):
+    """Whether the run directory of `target` (the Makefile's $(RUNS)/<dataset>/<rest of the
+    target's name>) records a divergence."""
+    dataset, name = target.split("-", 1)
+    return (Path(runs) / dataset / name / "diverged.json").exists()
 
 
 def describe(code):

@@ -6,7 +6,9 @@ the ranking, a detection takes the ground-truth box of its image and class with 
 IoU (the first such box on ties). It is a true positive when that IoU is strictly above the
 threshold and the box is not yet taken, a false positive when the IoU is not above it or the
 box is taken (even if another box would have matched), and neither when the box is difficult.
-The recall denominator counts the non-difficult boxes.
+The recall denominator counts the non-difficult boxes. "Strictly above" is the rule of the
+devkit's python port (voc_eval.py, `ovmax > ovthresh`); the MATLAB VOCevaldet.m takes an IoU
+equal to the threshold too (`ovmax >= minoverlap`), which only an IoU of exactly 0.5 tells apart.
 
 Boxes are in VOC's pixel coordinates, 1-based and inclusive: a box from x1 to x2 is
 x2 - x1 + 1 pixels wide, for the intersection too. torchvision's box_iou uses continuous

@@ -87,17 +87,20 @@ def sweep_table(out, lrs=None):
     rows = []
     for lr in lrs:
         run = run_dir(out, lr)
-        if (run / "metrics.json").exists():
+        # a diverged.json is the last attempt's: it wins over the metrics.json of a shorter run
+        if (run / "diverged.json").exists():
+            where = read_json(run / "diverged.json", "divergence record")
+            notes = flag_differences(where.get("args", {}), expected_args(lr, [], run))
+            loss = "" if where.get("loss") is None else f"{where['loss']:.3g}"
+            rows.append([f"{lr:g}", f"diverged at epoch {where['epoch']}, step {where['step']}",
+                         "", loss, "; ".join(notes)])
+        elif (run / "metrics.json").exists():
             metrics = read_json(run / "metrics.json", "run metrics")
             final = metrics["final"]
             notes = flag_differences(metrics["args"], expected_args(lr, [], run)) \
                 + subset_notes(final, FULL_SIZES)
             rows.append([f"{lr:g}", percent(final["test_accuracy"]), final["epochs"],
                          f"{final['train_loss']:.4f}", "; ".join(notes)])
-        elif (run / "diverged.json").exists():
-            where = read_json(run / "diverged.json", "divergence record")
-            rows.append([f"{lr:g}", f"diverged at epoch {where['epoch']}, step {where['step']}",
-                         "", f"{where['loss']:.3g}", ""])
         else:
             rows.append([f"{lr:g}", "not run", "", "", ""])
     return HEADER, rows

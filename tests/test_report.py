@@ -2,7 +2,7 @@
 and runs that are not their row's recipe."""
 import pytest
 
-from common import report
+from common import cli, report, reproduce
 from common.files import write_json
 from common.runs import target_args
 
@@ -45,8 +45,9 @@ def built(tmp_path_factory):
 
 
 def line_of(text, start):
-    """The first markdown table line that starts with `start`."""
-    return next(line for line in text.splitlines() if line.startswith(start))
+    """The first line (of a text or a list of lines) that starts with `start`."""
+    lines = text.splitlines() if isinstance(text, str) else text
+    return next(line for line in lines if line.startswith(start))
 
 
 def test_a_finished_run_stands_beside_the_report_and_the_paper(built):
@@ -97,3 +98,20 @@ def test_a_cosine_run_resumed_with_other_epochs_is_marked(built):
     row = line_of(text, "| ResNet-32 | train |")
     assert "not the row's recipe: --epochs changed during the run (5, then 50), and its cosine " \
            "schedule with it" in row
+
+
+def test_reproduce_says_diverged_for_a_run_that_diverged_on_an_earlier_pass(tmp_path, capsys,
+                                                                           monkeypatch):
+    runs = tmp_path / "runs"
+    write_json({"epoch": 3, "step": 7, "loss": 1e4}, runs / "scenes" / "custom-lenet" /
+               "diverged.json")
+    # --continue leaves a diverged run alone and exits 0; both rows "ran" in no time here
+    monkeypatch.setattr(reproduce, "run_target", lambda target, flags, variables: (0, 0.0))
+    monkeypatch.setattr(reproduce.report, "main", lambda argv: None)
+    assert cli.run(reproduce.main, ["scenes-custom-lenet", "scenes-lenet", "--runs",
+                                    str(runs)]) == 2
+    captured = capsys.readouterr()
+    table = captured.out.splitlines()
+    assert line_of(table, "scenes-custom-lenet ").split()[1] == "diverged"
+    assert line_of(table, "scenes-lenet ").split()[1] == "done"
+    assert "1 target(s) did not finish: scenes-custom-lenet" in captured.err

@@ -118,6 +118,7 @@ def test_sweep_tables_a_diverged_run_and_reuses_finished_ones(scenes_dir, tmp_pa
     table = (out / "table.md").read_text().splitlines()
     assert table[2].startswith(f"| 0.001 | {100 * accuracy:.2f} | 2 | ")
     assert table[3].startswith("| 1000 | diverged at epoch 2, step 1 |  | ")
+    assert "| --epochs 2 (the target: 50);" in table[3]   # a quick run, not the row's recipe
     assert (out / "table.csv").read_text().splitlines()[0] == ",".join(sweep.HEADER)
 
     capsys.readouterr()
@@ -132,6 +133,14 @@ def test_sweep_tables_a_diverged_run_and_reuses_finished_ones(scenes_dir, tmp_pa
     error = capsys.readouterr().err
     assert f"{out / 'lr-0.001'} holds another run than this command's: --batch-size 4" in error
     assert "Delete the folder" in error
+
+
+@pytest.mark.parametrize("name", ["lenet", "custom_lenet", "alexnet"])
+def test_a_network_of_one_input_size_refuses_resize(scenes_dir, tmp_path, capsys, name):
+    assert train_run("--model", name, "--data-dir", scenes_dir, "--out", tmp_path / "run",
+                     "--resize", 72, *TINY) == 2
+    assert f"--model {name} does not take 72x72 images (--resize)" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
 def test_sweep_refuses_the_flags_it_sets_itself(tmp_path, capsys):
