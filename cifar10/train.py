@@ -93,9 +93,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    train_set, test_set = load_cifar10(args.data_dir)
-    train_classifier(args, dataset="cifar10", build_model=MODELS[args.model], train_set=train_set,
-                     test_set=test_set, mean=MEAN, std=STD,
+    train_classifier(args, dataset="cifar10", build_model=MODELS[args.model],
+                     load_data=lambda: load_cifar10(args.data_dir), mean=MEAN, std=STD,
                      augmentation=AUGMENTATIONS[args.augment], resize=args.resize)
 
 

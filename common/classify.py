@@ -32,24 +32,27 @@ MIXUP_ACCURACY = ("under mixup, a training prediction counts as right when it na
                   "of the larger mixing weight")
 
 
-def train_classifier(args, *, dataset, build_model, train_set, test_set, mean, std,
-                     augmentation=None, resize=None):
-    """Train `build_model()` on `train_set` with the recipe in `args`; write the run directory."""
+def train_classifier(args, *, dataset, build_model, load_data, mean, std, augmentation=None,
+                     resize=None):
+    """Train `build_model()` on the training set of `load_data()`, a (train, test) pair of
+    ImageSets, with the recipe in `args`; write the run directory. The data is loaded once the
+    run is known to need it (--continue may find it finished)."""
     device, dist = runtime.setup(args.device)
     log = print if dist.is_main else (lambda *_: None)
     try:
-        _train(args, dataset, build_model, train_set, test_set, mean, std, augmentation or {},
-               resize, device, dist, log)
+        _train(args, dataset, build_model, load_data, mean, std, augmentation or {}, resize,
+               device, dist, log)
     finally:
         runtime.teardown(dist)
 
 
-def _train(args, dataset, build_model, train_set, test_set, mean, std, augmentation, resize,
-           device, dist, log):
+def _train(args, dataset, build_model, load_data, mean, std, augmentation, resize, device, dist,
+           log):
     out = Path(args.out)
     if already_done(args, out, log):
         return
     resumed = resume_state(args, out, dataset)
+    train_set, test_set = load_data()
     precision = runtime.resolve_precision(args.precision, device)
     if args.limit_train:
         train_set = train_set.random_subset(args.limit_train)
@@ -119,7 +122,7 @@ def _train(args, dataset, build_model, train_set, test_set, mean, std, augmentat
                   "lr_first": trained["step_lrs"][0], "lr_last": trained["step_lrs"][-1],
                   "train_loss": trained["loss"], "train_accuracy": trained["accuracy"],
                   f"{split}_loss": evaluated["loss"], f"{split}_accuracy": evaluated["accuracy"],
-                  "seconds": trained["seconds"] + time.time() - started}
+                  "precision": precision, "seconds": trained["seconds"] + time.time() - started}
         history.append(record)
         train_confusion = trained["confusion"]
         log(f"epoch {epoch:3d}/{args.epochs}  lr {lr_text(record)}  "

@@ -70,9 +70,10 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     options = model_options(vars(args))
-    train_set, test_set = load_mnist(args.data_dir, pad_to=INPUT_SIZE.get(args.model))
     train_classifier(args, dataset="mnist", build_model=lambda: MODELS[args.model](**options),
-                     train_set=train_set, test_set=test_set, mean=MEAN, std=STD)
+                     load_data=lambda: load_mnist(args.data_dir,
+                                                  pad_to=INPUT_SIZE.get(args.model)),
+                     mean=MEAN, std=STD)
 
 
 if __name__ == "__main__":

@@ -79,10 +79,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    train_set, val_set = load_scenes(args.data_dir)
-    train_classifier(args, dataset="scenes", build_model=MODELS[args.model], train_set=train_set,
-                     test_set=val_set, mean=MEAN, std=STD,
-                     augmentation=AUGMENTATIONS[args.augment], resize=args.resize)
+    train_classifier(args, dataset="scenes", build_model=MODELS[args.model],
+                     load_data=lambda: load_scenes(args.data_dir),   # val: the evaluation set
+                     mean=MEAN, std=STD, augmentation=AUGMENTATIONS[args.augment],
+                     resize=args.resize)
 
 
 if __name__ == "__main__":

@@ -181,6 +181,9 @@ def test_continue_starts_skips_and_extends_a_run(mnist_dir, tmp_path, capsys):
     assert train_run(*common, "--epochs", 1) == 0            # finished: left as it is
     assert "already holds a finished run of 1 epochs" in capsys.readouterr().out
     assert (out / "metrics.json").read_bytes() == written
+    # nor is its data read: a --data-dir without MNIST does not matter
+    assert train_run(*common, "--epochs", 1, "--data-dir", tmp_path / "no-mnist") == 0
+    assert not (tmp_path / "no-mnist").exists()
     assert train_run(*common, "--epochs", 2) == 0            # more epochs: resumed
     assert len(metrics(out)["history"]) == 2
 
@@ -229,6 +232,9 @@ def test_flags_left_out_of_a_resume_take_the_runs_values(mnist_dir, tmp_path):
     assert train_run(*common, "--epochs", 2, "--resume") == 0   # no --device, no --precision
     recorded = metrics(out)
     assert recorded["precision"] == "bf16" and recorded["args"]["device"] == "cpu"
+    assert train_run(*common, "--epochs", 3, "--resume", "--precision", "fp32") == 0
+    # each epoch records the precision it ran in
+    assert [record["precision"] for record in metrics(out)["history"]] == ["bf16", "bf16", "fp32"]
 
 
 def test_a_refused_rerun_keeps_the_record_of_a_divergence(mnist_dir, tmp_path):

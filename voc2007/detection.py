@@ -301,7 +301,8 @@ def _train(args, detector, build_model, train_transform, title, device, dist, lo
                   "lr_first": trained["step_lrs"][0], "lr_last": trained["step_lrs"][-1],
                   "train_loss": trained["loss"],
                   **{f"train_{term}": value for term, value in trained["terms"].items()},
-                  "dropped_boxes": trained["dropped_boxes"], "seconds": trained["seconds"]}
+                  "dropped_boxes": trained["dropped_boxes"], "precision": precision,
+                  "seconds": trained["seconds"]}
         evaluated = ""
         if epoch % args.eval_every == 0 or epoch == args.epochs:
             started = time.time()
