@@ -74,20 +74,28 @@ def evaluation_folder(run, out=None):
     return out
 
 
+def run_outcome(folder):
+    """(divergence record, None) when the run of `folder` diverged, (None, metrics) when it
+    finished, (None, None) when neither. A diverged.json is the last attempt's (a new attempt
+    deletes it): it wins over a metrics.json that an earlier, shorter run of the folder left."""
+    folder = Path(folder)
+    if (folder / "diverged.json").exists():
+        return read_json(folder / "diverged.json", "divergence record"), None
+    if (folder / "metrics.json").exists():
+        return None, read_run_metrics(folder)
+    return None, None
+
+
 def find_run(runs, dataset, name, target=None, full_sizes=None):
     """The run of runs/<dataset>/<name>, filling the row of make target `target` (default:
     <dataset>-<name>). `full_sizes` ({"train": N, "test": M}) are the dataset's image counts: a
     run on fewer is marked as on a subset."""
     target = target or f"{dataset}-{name}"
-    folder = Path(runs) / dataset / name
     run = Run(name, target)
-    # a diverged.json is the last attempt's (a new attempt deletes it): it wins over a
-    # metrics.json that an earlier, shorter run of the folder left
-    if (folder / "diverged.json").exists():
-        run.diverged = read_json(folder / "diverged.json", "divergence record")
+    run.diverged, run.metrics = run_outcome(Path(runs) / dataset / name)
+    if run.diverged:
         run.notes = flag_differences(run.diverged.get("args", {}), target_args(target))
-    elif (folder / "metrics.json").exists():
-        run.metrics = read_run_metrics(folder)
+    elif run.metrics:
         run.notes = flag_differences(run.metrics["args"], target_args(target))
         run.notes += schedule_notes(run.metrics)
         run.notes += subset_notes(run.metrics["final"], full_sizes or {})

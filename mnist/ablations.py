@@ -16,9 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 from common import cli  # noqa: E402
 from common.cli import Diverged  # noqa: E402
-from common.files import read_json, write_csv, write_text  # noqa: E402
+from common.files import write_csv, write_text  # noqa: E402
 from common.report import markdown_table  # noqa: E402
-from common.runs import flag_differences, subset_notes  # noqa: E402
+from common.runs import flag_differences, run_outcome, subset_notes  # noqa: E402
 from mnist import train  # noqa: E402
 from mnist.data import FULL_SIZES  # noqa: E402
 
@@ -78,17 +78,18 @@ def ablation_table(out):
     for name, question, flags in ABLATIONS:
         number = name.split("-", 1)[0]
         folder = Path(out) / name
-        if not (folder / "metrics.json").exists():
-            status = "not run"
-            if (folder / "diverged.json").exists():
-                where = read_json(folder / "diverged.json", "divergence record")
+        where, metrics = run_outcome(folder)
+        expected = cli.recorded(train.parse_args([*flags, "--out", str(folder)]))
+        if not metrics:
+            status, notes = "not run", []
+            if where:
                 status = f"diverged at epoch {where['epoch']}, step {where['step']}"
-            rows.append([number, question, name, "", "", "", "", "", status, status, ""])
+                notes = flag_differences(where.get("args", {}), expected)
+            rows.append([number, question, name, "", "", "", "", "", status, status,
+                         "; ".join(notes)])
             continue
-        metrics = read_json(folder / "metrics.json", "run metrics")
         args = metrics["args"]
         mlp = metrics["model"] == "mlp"
-        expected = cli.recorded(train.parse_args([*flags, "--out", str(folder)]))
         notes = flag_differences(args, expected) + subset_notes(metrics["final"], FULL_SIZES)
         rows.append([
             number, question, metrics["model"],

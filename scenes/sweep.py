@@ -18,9 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 from common import cli  # noqa: E402
 from common.cli import Diverged, UserError  # noqa: E402
-from common.files import read_json, write_csv, write_text  # noqa: E402
+from common.files import write_csv, write_text  # noqa: E402
 from common.report import markdown_table, percent  # noqa: E402
-from common.runs import flag_differences, subset_notes  # noqa: E402
+from common.runs import flag_differences, run_outcome, subset_notes  # noqa: E402
 from scenes import train  # noqa: E402
 from scenes.data import FULL_SIZES  # noqa: E402
 
@@ -87,15 +87,13 @@ def sweep_table(out, lrs=None):
     rows = []
     for lr in lrs:
         run = run_dir(out, lr)
-        # a diverged.json is the last attempt's: it wins over the metrics.json of a shorter run
-        if (run / "diverged.json").exists():
-            where = read_json(run / "diverged.json", "divergence record")
+        where, metrics = run_outcome(run)
+        if where:
             notes = flag_differences(where.get("args", {}), expected_args(lr, [], run))
             loss = "" if where.get("loss") is None else f"{where['loss']:.3g}"
             rows.append([f"{lr:g}", f"diverged at epoch {where['epoch']}, step {where['step']}",
                          "", loss, "; ".join(notes)])
-        elif (run / "metrics.json").exists():
-            metrics = read_json(run / "metrics.json", "run metrics")
+        elif metrics:
             final = metrics["final"]
             notes = flag_differences(metrics["args"], expected_args(lr, [], run)) \
                 + subset_notes(final, FULL_SIZES)
