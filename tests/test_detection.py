@@ -127,11 +127,12 @@ def test_resume_refuses_the_other_detectors_checkpoint(voc_dir, tmp_path, capsys
     assert "is of voc2007 model 'ssd-tiny', not voc2007 'yolo-tiny'" in capsys.readouterr().err
 
 
-def test_torchrun_two_cpu_processes_write_one_run(voc_dir, tmp_path):
+@pytest.mark.parametrize("script", ["train_yolo.py", "train_ssd.py"])
+def test_torchrun_two_cpu_processes_write_one_run(voc_dir, tmp_path, script):
     out = tmp_path / "ddp"
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(REPO / "voc2007" / "train_yolo.py"), "--model", "tiny", "--data-dir", str(voc_dir),
+         str(REPO / "voc2007" / script), "--model", "tiny", "--data-dir", str(voc_dir),
          "--out", str(out), "--epochs", "2", "--batch-size", "4", "--limit-train", "8",
          "--limit-test", "6", "--eval-every", "1", *CPU],
         cwd=REPO, capture_output=True, text=True, timeout=300,
