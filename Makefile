@@ -80,8 +80,8 @@ bench: ## our loops against plain DataLoader loops (MNIST, CIFAR-10, scenes); VO
 report: ## regenerate every result table from $(RUNS)/ into $(RUNS)/REPORT.md and report.png
 	$(PYTHON) -m common.report --runs $(RUNS) $(ARGS)
 
-summaries: ## every network's layer table and parameter count into runs/SUMMARIES.md
-	$(PYTHON) -m common.summary $(ARGS)
+summaries: ## every network's layer table and parameter count into $(RUNS)/SUMMARIES.md
+	$(PYTHON) -m common.summary --out $(RUNS)/SUMMARIES.md $(ARGS)
 
 tensorboard: ## serve the TensorBoard of every run under $(RUNS)
 	$(PYTHON) -m tensorboard.main --logdir $(RUNS)
