@@ -21,7 +21,7 @@ import torchvision
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from common import cli  # noqa: E402
-from common.cli import UserError  # noqa: E402
+from common.errors import UserError, describe_error  # noqa: E402
 from common.data import ImageSet, download_with_torchvision  # noqa: E402
 
 FOLDER = "cifar-10-batches-py"
@@ -56,7 +56,7 @@ def read_batch(path):
         with open(path, "rb") as handle:
             batch = BatchUnpickler(handle, encoding="latin1").load()
     except Exception as error:  # damaged pickles raise many types
-        raise UserError(f"cannot read {path}: {cli.describe_error(error)}. Replace it with the "
+        raise UserError(f"cannot read {path}: {describe_error(error)}. Replace it with the "
                         "file of the official CIFAR-10 python archive.") from None
     if not isinstance(batch, dict):
         raise UserError(f"{path} holds a {type(batch).__name__}, not a CIFAR batch dict.")

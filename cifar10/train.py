@@ -16,6 +16,7 @@ from cifar10.data import MEAN, STD, load_cifar10  # noqa: E402
 from cifar10.models import MODELS  # noqa: E402
 from common import cli  # noqa: E402
 from common.classify import DIVERGENCE_HELP, train_classifier  # noqa: E402
+from common.training import parse_run_args  # noqa: E402
 
 # --augment: the paper's pad-4 random crop and flip, or report 001's photometric set
 AUGMENTATIONS = {
@@ -86,9 +87,9 @@ def add_cifar_arguments(parser):
 def parse_args(argv=None):
     """The flags of a run, its model's recipe filling in the rest (make report reads the
     Makefile's targets with it)."""
-    return cli.parse_training_args(argv, description=__doc__, dataset="cifar10", models=MODELS,
-                                   recipes=RECIPES, add_arguments=add_cifar_arguments,
-                                   exit_help=DIVERGENCE_HELP)
+    return parse_run_args(argv, description=__doc__, dataset="cifar10", models=MODELS,
+                          recipes=RECIPES, add_arguments=add_cifar_arguments,
+                          exit_help=DIVERGENCE_HELP)
 
 
 def main(argv=None):

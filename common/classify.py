@@ -12,14 +12,14 @@ import torch
 
 from common import cli, plots, runtime
 from common import tensorboard as tb
-from common.cli import Diverged, UserError
 from common.data import DeviceLoader
 from common.engine import (CHANCE_LOSS_MULTIPLE, count_confusion, divergence_help, evaluate,
                            predict, train_one_epoch)
+from common.errors import Diverged, UserError, describe_error
 from common.files import load_torch, save_torch, write_csv, write_json
 from common.metrics import (average_precision, most_confident_mistakes, most_confused_pair,
                             per_class_accuracy, per_class_precision, precision_recall_curve)
-from common.runs import evaluation_folder, read_run_metrics
+from common.rundir import evaluation_folder, read_run_metrics
 from common.training import (already_done, check_batch_size, check_weights_finite,
                              divergence, lr_text, optimization, prepare_model, resume_state,
                              run_record, save_checkpoint)
@@ -187,7 +187,7 @@ def check_input_size(model, image, name):
     except RuntimeError as error:
         height, width = image.shape[-2:]
         raise UserError(f"--model {name} does not take {height}x{width} images (--resize): "
-                        f"{cli.describe_error(error)[:200]}") from None
+                        f"{describe_error(error)[:200]}") from None
 
 
 def analyse_test_set(model, loader, test_set, *, device, out, title, writer=None, step=0,
@@ -274,7 +274,7 @@ def test_classifier(args, *, dataset, build_model, test_set, mean, std, resize=N
         model.load_state_dict(load_torch(args.weights, "weights file"))
     except RuntimeError as error:
         raise UserError(f"{args.weights} does not fit {args.model}: "
-                        f"{cli.describe_error(error)[:300]}") from None
+                        f"{describe_error(error)[:300]}") from None
     model.to(device)
     if args.limit_test:
         test_set = test_set.random_subset(args.limit_test)

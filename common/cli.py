@@ -6,24 +6,7 @@ import os
 import sys
 import textwrap
 
-
-class UserError(Exception):
-    """A mistake the user can fix (missing data, bad file, bad flag): one paragraph, exit code 2."""
-
-
-class Diverged(Exception):
-    """The loss became NaN or infinite, or exploded: exit code 3, the last good checkpoint
-    stays. `where` holds the epoch, step and learning rate it happened at."""
-
-    def __init__(self, message, where=None):
-        super().__init__(message)
-        self.where = where or {}
-
-
-def describe_error(error):
-    """An exception as one line, 'Type: message', for quoting inside a UserError."""
-    text = " ".join(str(error).split())
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+from common.errors import Diverged, UserError, user_message
 
 
 def run(main, argv=None):
@@ -41,16 +24,6 @@ def run(main, argv=None):
               "add --resume to continue", file=sys.stderr)
         return 130
     return 0
-
-
-def user_message(error):
-    """The text of a UserError. One raised in a DataLoader worker process reaches the main
-    process wrapped in the worker's traceback, whose last line holds the message."""
-    text = str(error)
-    marker = f"{UserError.__name__}: "
-    if "Original Traceback" in text and marker in text:
-        return text.rsplit(marker, 1)[1].strip()
-    return text
 
 
 def _number_type(convert, minimum, strict, what):
@@ -81,6 +54,10 @@ def default_data_dir():
 
 # Flags every recipe sets; a dataset's train.py gives each model a value for all of them.
 RECIPE_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "optimizer", "scheduler")
+# Flags that say where and how a run is carried out, not what it computes: a resume may change
+# them, and make report does not hold them against a run.
+EXECUTION_FLAGS = {"device", "precision", "compile", "data_dir", "out", "resume", "continue_run",
+                   "workers", "eval_every", "eval_images"}
 UNSET = object()   # marks a flag left to its default
 
 
@@ -182,7 +159,7 @@ def parse_training_args(argv, *, description, dataset, models, recipes, add_argu
     `derive(args)` fills in what a recipe computes from other flags (a schedule stretched over
     --epochs) before the recipe is checked; the default --out is runs/<dataset>/<out_name(args)>,
     by default runs/<dataset>/<model>; `exit_help` ends --help. With --resume, the flags left
-    out take the checkpoint's values (common.training.take_resumed_recipe).
+    out are still the recipe's: common.training.parse_run_args applies the checkpoint's.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     probe = argparse.ArgumentParser(add_help=False)
@@ -216,9 +193,6 @@ def parse_training_args(argv, *, description, dataset, models, recipes, add_argu
     if not args.out:   # a resumed checkpoint's run goes on in its folder
         args.out = (os.path.dirname(args.resume) or ".") if args.resume else \
             os.path.join("runs", dataset, out_name(args) if out_name else args.model)
-    if args.resume is not None:
-        from common.training import take_resumed_recipe   # training builds on this module
-        take_resumed_recipe(args, dataset, models)
     return args
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from common.cli import UserError, describe_error
+from common.errors import UserError, describe_error
 
 
 @dataclass

@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from common import runtime
-from common.cli import Diverged
+from common.errors import Diverged
 
 DIVERGENCE_CHECK_STEPS = 50   # look at the losses this often (one device sync each time)
 PROGRESS_SECONDS = 30         # within an epoch, print progress at most this often

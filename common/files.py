@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from common.cli import UserError, describe_error
+from common.errors import UserError, describe_error
 
 
 @contextmanager

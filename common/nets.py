@@ -8,7 +8,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-from common.cli import UserError, describe_error
+from common.errors import UserError, describe_error
 from common.files import load_torch
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from common import cli, report  # noqa: E402
+from common.errors import UserError  # noqa: E402
 from common.runs import REPO, target_args  # noqa: E402
 
 # --quick: the flags added to every target of a dataset (before the user's ARGS)
@@ -84,9 +85,9 @@ def main(argv=None):
     report.main(["--runs", str(runs)])
     failed = [target for target, code, _ in results if code]
     if failed:
-        raise cli.UserError(f"{len(failed)} target(s) did not finish: {', '.join(failed)} "
-                            "(their output is above); the others' runs are in place, and a "
-                            "new start picks up from there.")
+        raise UserError(f"{len(failed)} target(s) did not finish: {', '.join(failed)} "
+                        "(their output is above); the others' runs are in place, and a "
+                        "new start picks up from there.")
 
 
 def diverged_earlier(runs, target):

@@ -10,13 +10,10 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.cli import UserError, flag, recorded
-from common.files import read_json
-from common.training import CHANGEABLE_ON_RESUME
+from common.cli import EXECUTION_FLAGS, flag, recorded
+from common.rundir import run_outcome
 
 REPO = Path(__file__).resolve().parents[1]
-# Flags that change how a run is carried out, not its result.
-IGNORED_FLAGS = CHANGEABLE_ON_RESUME - {"epochs"}
 
 
 @dataclass
@@ -47,45 +44,6 @@ class Run:
         return "; ".join(self.notes)
 
 
-def read_run_metrics(folder):
-    """The metrics.json of the run directory `folder`, as a train script wrote it."""
-    path = Path(folder) / "metrics.json"
-    metrics = read_json(path, "run metrics")
-    missing = [key for key in ("args", "history", "final") if key not in metrics]
-    if missing:
-        raise UserError(f"{path} is not the metrics.json of a training run (it has no "
-                        f"{', '.join(missing)}): point to the run directory that train.py "
-                        "wrote.")
-    return metrics
-
-
-def evaluation_folder(run, out=None):
-    """Where a test.py writes its evaluation of the run directory `run`: `out`, by default
-    <run>/eval. A file, or a folder holding a training run (whose metrics.json and pictures the
-    evaluation would replace), is refused."""
-    out = Path(out) if out else Path(run) / "eval"
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file, not a directory.")
-    for name in ("checkpoint.pt", "model.pt"):
-        if (out / name).exists():
-            raise UserError(f"--out {out} holds a training run ({name}): its metrics.json and "
-                            f"pictures would be replaced. Pick another --out (the default is "
-                            f"{Path(run) / 'eval'}).")
-    return out
-
-
-def run_outcome(folder):
-    """(divergence record, None) when the run of `folder` diverged, (None, metrics) when it
-    finished, (None, None) when neither. A diverged.json is the last attempt's (a new attempt
-    deletes it): it wins over a metrics.json that an earlier, shorter run of the folder left."""
-    folder = Path(folder)
-    if (folder / "diverged.json").exists():
-        return read_json(folder / "diverged.json", "divergence record"), None
-    if (folder / "metrics.json").exists():
-        return None, read_run_metrics(folder)
-    return None, None
-
-
 def find_run(runs, dataset, name, target=None, full_sizes=None):
     """The run of runs/<dataset>/<name>, filling the row of make target `target` (default:
     <dataset>-<name>). `full_sizes` ({"train": N, "test": M}) are the dataset's image counts: a
@@ -109,7 +67,7 @@ def flag_differences(used, expected):
         return []
     notes = []
     for key, value in expected.items():
-        if key in IGNORED_FLAGS or used.get(key, value) == value:
+        if key in EXECUTION_FLAGS or used.get(key, value) == value:
             continue
         notes.append(f"{flag(key)} {shown(used.get(key))} (the target: {shown(value)})")
     return notes

@@ -8,7 +8,7 @@ import torch
 import torch.distributed as torch_dist
 import torchvision
 
-from common.cli import UserError
+from common.errors import UserError
 
 
 @dataclass(frozen=True)

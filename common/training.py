@@ -9,22 +9,31 @@ import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 
 from common import runtime
-from common.cli import Diverged, UserError, flag, recorded
+from common.cli import EXECUTION_FLAGS, flag, parse_training_args, recorded
 from common.engine import build_optimizer, build_scheduler, grad_scaler
+from common.errors import Diverged, UserError
 from common.files import load_torch, read_json, save_torch, write_json
 from common.nets import load_initial_weights
 
 # The flags a resumed run may change; every other flag is the checkpoint's recipe.
-CHANGEABLE_ON_RESUME = {"epochs", "device", "precision", "compile", "data_dir", "out", "resume",
-                        "continue_run", "workers", "eval_every", "eval_images"}
+CHANGEABLE_ON_RESUME = EXECUTION_FLAGS | {"epochs"}
 RUN_PLACE = {"out", "resume", "continue_run"}   # where this command writes: never the saved one
+
+
+def parse_run_args(argv, *, dataset, models, **options):
+    """A train script's flags (common.cli.parse_training_args, with `options`), and with
+    --resume the recipe of the checkpoint it continues (take_resumed_recipe)."""
+    args = parse_training_args(argv, dataset=dataset, models=models, **options)
+    if args.resume is not None:
+        take_resumed_recipe(args, dataset, models)
+    return args
 
 
 def take_resumed_recipe(args, dataset, models):
     """--resume continues the recipe of its checkpoint: the flags left out take the checkpoint's
     values (so `args`, and the metrics.json written from it, say what the run really used), and
     a recipe flag given with another value is refused, naming how to start a new run from its
-    weights. parse_training_args calls it, so that everything built from `args` (the data, the
+    weights. parse_run_args calls it, so that everything built from `args` (the data, the
     augmentation, the model) follows the run."""
     out = Path(args.out)
     if out.exists() and not out.is_dir():

@@ -18,7 +18,7 @@ import torchvision
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from common import cli  # noqa: E402
-from common.cli import UserError  # noqa: E402
+from common.errors import UserError, describe_error  # noqa: E402
 from common.data import ImageSet, download_with_torchvision  # noqa: E402
 
 FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -74,7 +74,7 @@ def read_idx(path, ndim):
         with opener(path, "rb") as handle:
             data = handle.read()
     except (OSError, EOFError) as error:
-        raise UserError(f"cannot read {path}: {cli.describe_error(error)}") from None
+        raise UserError(f"cannot read {path}: {describe_error(error)}") from None
     header = 4 + 4 * ndim
     if len(data) < header or data[:3] != b"\x00\x00\x08" or data[3] != ndim:
         raise UserError(f"{path} is not an IDX file of {ndim}-dimensional unsigned bytes "

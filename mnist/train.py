@@ -12,6 +12,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 from common import cli  # noqa: E402
 from common.classify import DIVERGENCE_HELP, train_classifier  # noqa: E402
+from common.errors import UserError  # noqa: E402
+from common.training import parse_run_args  # noqa: E402
 from mnist.data import MEAN, STD, load_mnist  # noqa: E402
 from mnist.models import INPUT_SIZE, MODELS, model_options  # noqa: E402
 
@@ -58,12 +60,12 @@ def add_mlp_arguments(parser):
 def parse_args(argv=None):
     """The flags of a run, its model's recipe filling in the rest (make report reads the
     Makefile's targets with it)."""
-    args = cli.parse_training_args(argv, description=__doc__, dataset="mnist", models=MODELS,
-                                   recipes=RECIPES, add_arguments=add_mlp_arguments,
-                                   exit_help=DIVERGENCE_HELP)
+    args = parse_run_args(argv, description=__doc__, dataset="mnist", models=MODELS,
+                          recipes=RECIPES, add_arguments=add_mlp_arguments,
+                          exit_help=DIVERGENCE_HELP)
     if model_options(vars(args)) and args.model != "mlp":
-        raise cli.UserError(f"--fc-layers, --activation and --no-batch-norm apply to --model mlp "
-                            f"only, not {args.model}.")
+        raise UserError(f"--fc-layers, --activation and --no-batch-norm apply to --model mlp "
+                        f"only, not {args.model}.")
     return args
 
 

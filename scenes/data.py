@@ -29,7 +29,7 @@ from torchvision.datasets.utils import download_and_extract_archive
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from common import cli  # noqa: E402
-from common.cli import UserError, describe_error  # noqa: E402
+from common.errors import UserError, describe_error  # noqa: E402
 from common.data import ImageSet  # noqa: E402
 
 FOLDER = "scenes"

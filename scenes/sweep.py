@@ -17,10 +17,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from common import cli  # noqa: E402
-from common.cli import Diverged, UserError  # noqa: E402
+from common.errors import Diverged, UserError  # noqa: E402
 from common.files import write_csv, write_text  # noqa: E402
 from common.report import markdown_table, percent  # noqa: E402
-from common.runs import flag_differences, run_outcome, subset_notes  # noqa: E402
+from common.rundir import run_outcome  # noqa: E402
+from common.runs import flag_differences, subset_notes  # noqa: E402
 from scenes import train  # noqa: E402
 from scenes.data import FULL_SIZES  # noqa: E402
 

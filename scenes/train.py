@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 from common import cli  # noqa: E402
 from common.classify import DIVERGENCE_HELP, train_classifier  # noqa: E402
+from common.training import parse_run_args  # noqa: E402
 from scenes.data import MEAN, STD, load_scenes  # noqa: E402
 from scenes.models import MODELS  # noqa: E402
 
@@ -72,9 +73,9 @@ def add_scene_arguments(parser):
 def parse_args(argv=None):
     """The flags of a run, its model's recipe filling in the rest (make report reads the
     Makefile's targets with it)."""
-    return cli.parse_training_args(argv, description=__doc__, dataset="scenes", models=MODELS,
-                                   recipes=RECIPES, add_arguments=add_scene_arguments,
-                                   exit_help=DIVERGENCE_HELP)
+    return parse_run_args(argv, description=__doc__, dataset="scenes", models=MODELS,
+                          recipes=RECIPES, add_arguments=add_scene_arguments,
+                          exit_help=DIVERGENCE_HELP)
 
 
 def main(argv=None):

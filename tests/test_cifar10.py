@@ -15,7 +15,7 @@ from cifar10 import train
 from cifar10.data import load_cifar10, read_batch
 from cifar10.models import MODELS
 from common import cli
-from common.cli import UserError
+from common.errors import UserError
 from conftest import REPO, learnable_cifar, run_script, write_cifar_batch
 
 CPU = ["--device", "cpu"]

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from common.cli import UserError
+from common.errors import UserError
 from common.data import DeviceLoader, ImageSet, photometric_jitter, random_crop, random_flip
 from conftest import write_idx
 from mnist.data import load_mnist, read_idx

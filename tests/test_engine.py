@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from common import runtime
-from common.cli import Diverged, UserError
+from common.errors import Diverged, UserError
 from common.engine import LossWatch, chance_limit, lr_factor, mixup_loss
 from common.files import atomic_path, load_torch, save_torch
 from common.metrics import (average_precision, most_confident_mistakes, most_confused_pair,

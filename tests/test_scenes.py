@@ -9,7 +9,7 @@ import torch.nn as nn
 from PIL import Image
 
 from common import cli
-from common.cli import UserError
+from common.errors import UserError
 from conftest import run_script
 from scenes import data as scenes_data
 from scenes.data import ARCHIVE_URLS, CLASSES, MEAN, REPOSITORY, STD, load_scenes

@@ -8,7 +8,7 @@ from torchvision.models import vgg16
 from torchvision.models.detection.image_list import ImageList
 from torchvision.ops import box_iou
 
-from common.cli import UserError
+from common.errors import UserError
 from common.nets import load_initial_weights
 from conftest import memorised_map
 from voc2007.ssd import CONFIGS, build_ssd

@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from cifar10 import train as cifar_train
 from common import cli, runtime
-from common.cli import Diverged, UserError
+from common.errors import Diverged, UserError
 from common.training import check_weights_finite, load_optimizer_state
 from mnist import train
 from mnist.train import RECIPES as MNIST_RECIPES

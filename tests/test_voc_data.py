@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from common import cli
-from common.cli import UserError
+from common.errors import UserError
 from conftest import run_script
 from voc2007 import data
 from voc2007.data import (CLASSES, VOCDataset, eval_transform, make_loader, ssd_train_transform,

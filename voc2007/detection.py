@@ -12,25 +12,22 @@ import os
 import time
 from pathlib import Path
 
-import matplotlib
+import torch
+import torch.distributed as torch_dist
 
-matplotlib.use("Agg")  # files only, no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-import torch.distributed as torch_dist  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from common import plots, runtime  # noqa: E402
-from common import tensorboard as tb  # noqa: E402
-from common.cli import Diverged, nonnegative_int, positive_int  # noqa: E402
-from common.engine import (PROGRESS_SECONDS, LossWatch, autocast, divergence_help,  # noqa: E402
+from common import plots, runtime
+from common import tensorboard as tb
+from common.cli import nonnegative_int, positive_int
+from common.engine import (PROGRESS_SECONDS, LossWatch, autocast, divergence_help,
                            optimizer_step)
-from common.files import save_figure, save_torch, write_csv, write_json  # noqa: E402
-from common.training import (already_done, check_batch_size,  # noqa: E402
+from common.errors import Diverged
+from common.files import save_torch, write_csv, write_json
+from common.training import (already_done, check_batch_size,
                              check_weights_finite, divergence, lr_text, optimization,
                              prepare_model, resume_state, run_record, save_checkpoint)
-from common.voc_eval import voc_eval  # noqa: E402
-from voc2007.data import CLASSES, VOCDataset, ensure_voc, eval_transform, make_loader  # noqa: E402
+from common.voc_eval import voc_eval
+from voc2007.data import CLASSES, VOCDataset, ensure_voc, eval_transform, make_loader
+from voc2007.pictures import plot_detections
 
 DATASET = "voc2007"
 # A detector has diverged when the mean of its loss over a 50-step window exceeds this (or it
@@ -38,8 +35,6 @@ DATASET = "voc2007"
 LOSS_LIMIT = (1e4, "10,000 as the mean of its 50-step window, a hundred times the loss of an "
                    "untrained detector")
 DIVERGENCE_HELP = divergence_help("10,000, a hundred times the loss of an untrained detector")
-DRAWN_IMAGES = 8     # test images in detections.png
-DRAWN_SCORE = 0.3    # the detections drawn there score at least this
 METRIC = "VOC 2007 11-point interpolated AP at IoU > 0.5, difficult objects ignored"
 
 
@@ -168,41 +163,6 @@ def ap_table(rows):
             lines.append(f"{label:<9}" + " ".join(f"{ap_text(value):>{width}}"
                                                   for value, width in zip(values, widths)))
     return "\n".join(lines)
-
-
-def plot_detections(dataset, detections, path, title, count=DRAWN_IMAGES):
-    """The first `count` images of `dataset` with their detections (solid, score >=
-    DRAWN_SCORE) and ground truth (dashed; difficult in grey)."""
-    count = min(count, len(dataset))
-    columns = min(count, 4) or 1
-    rows = max(1, math.ceil(count / columns))
-    figure, grid = plt.subplots(rows, columns, figsize=(4 * columns, 3.4 * rows), squeeze=False)
-    colours = plt.get_cmap("tab20")
-    for axes in grid.flat:
-        axes.axis("off")
-    for index, axes in zip(range(count), grid.flat):
-        truth = dataset.ground_truth(index)
-        with Image.open(dataset.annotations[index].image_path) as image:
-            axes.imshow(image.convert("RGB"))
-        for box, label, difficult in zip(truth["boxes"].tolist(), truth["labels"].tolist(),
-                                         truth["difficult"].tolist()):
-            axes.add_patch(plt.Rectangle(box[:2], box[2] - box[0], box[3] - box[1], fill=False,
-                                         linestyle="--", linewidth=1,
-                                         color="grey" if difficult else colours(label)))
-        found = detections[index]
-        for box, label, score in zip(found["boxes"].tolist(), found["labels"].tolist(),
-                                     found["scores"].tolist()):
-            if score < DRAWN_SCORE:
-                continue
-            axes.add_patch(plt.Rectangle(box[:2], box[2] - box[0], box[3] - box[1], fill=False,
-                                         linewidth=2, color=colours(label)))
-            axes.text(box[0], box[1], f"{CLASSES[label]} {score:.2f}", fontsize=7,
-                      color="white", backgroundcolor=colours(label), va="bottom")
-        axes.set_title(dataset.annotations[index].image_id, fontsize=8)
-    figure.suptitle(f"{title}: detections scoring {DRAWN_SCORE} or more (solid), ground truth "
-                    "(dashed)")
-    save_figure(figure, path)
-    plt.close(figure)
 
 
 def write_evaluation(out, results, dataset, detections, title, shown="test"):

@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from common import cli  # noqa: E402
-from common.cli import UserError  # noqa: E402
+from common.errors import UserError  # noqa: E402
 from voc2007.data import CLASSES  # noqa: E402
 
 DEFAULT_CLASSES = CLASSES[:5]   # aeroplane, bicycle, bird, boat, bottle: labels 0-4

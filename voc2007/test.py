@@ -11,9 +11,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from common import cli, runtime  # noqa: E402
-from common.cli import UserError  # noqa: E402
+from common.errors import UserError, describe_error  # noqa: E402
 from common.files import load_torch, write_json  # noqa: E402
-from common.runs import evaluation_folder, read_run_metrics  # noqa: E402
+from common.rundir import evaluation_folder, read_run_metrics  # noqa: E402
 from voc2007 import train_ssd, train_yolo  # noqa: E402
 from voc2007.data import VOCDataset, eval_transform, make_loader  # noqa: E402
 from voc2007.detection import (DATASET, METRIC, ap_table, ap_text, evaluate,  # noqa: E402
@@ -55,7 +55,7 @@ def main(argv=None):
         model.load_state_dict(load_torch(run / "model.pt", "weights file"))
     except RuntimeError as error:
         raise UserError(f"{run / 'model.pt'} does not fit {saved['detector']} {trained.model}: "
-                        f"{cli.describe_error(error)[:300]}") from None
+                        f"{describe_error(error)[:300]}") from None
     model.to(device)
 
     results, datasets, detections = {}, {}, {}

@@ -13,7 +13,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from common import cli  # noqa: E402
-from common.cli import UserError  # noqa: E402
+from common.errors import UserError  # noqa: E402
+from common.training import parse_run_args  # noqa: E402
 from voc2007.data import eval_transform, ssd_train_transform  # noqa: E402
 from voc2007.detection import (DIVERGENCE_HELP, add_detection_arguments,  # noqa: E402
                                derive_milestones, train_detector)
@@ -60,7 +61,7 @@ def run_name(args):
 def parse_args(argv=None):
     """The flags of a run, its model's recipe filling in the rest (make report reads the
     Makefile's targets with it)."""
-    return cli.parse_training_args(
+    return parse_run_args(
         argv, description=__doc__, dataset="voc2007", models=CONFIGS, recipes=RECIPES,
         add_arguments=add_ssd_arguments, classification=False, default_model="ssd300",
         derive=derive_milestones(PAPER_MILESTONES), out_name=run_name,

@@ -15,7 +15,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from common import cli  # noqa: E402
-from common.cli import UserError  # noqa: E402
+from common.errors import UserError  # noqa: E402
+from common.training import parse_run_args  # noqa: E402
 from voc2007.data import eval_transform, yolo_train_transform  # noqa: E402
 from voc2007.detection import (DIVERGENCE_HELP, add_detection_arguments,  # noqa: E402
                                derive_milestones, train_detector)
@@ -85,7 +86,7 @@ def parse_args(argv=None):
     probe = argparse.ArgumentParser(add_help=False)
     probe.add_argument("--recipe", choices=sorted(RECIPES), default="paper")
     recipe = probe.parse_known_args(argv)[0].recipe
-    args = cli.parse_training_args(
+    args = parse_run_args(
         argv, description=__doc__, dataset="voc2007", models=BACKBONES,
         recipes=RECIPES[recipe], add_arguments=add_yolo_arguments, classification=False,
         default_model=DEFAULT_MODEL[recipe], derive=derive_milestones(PAPER_MILESTONES),
