@@ -34,7 +34,7 @@ from torchvision.transforms import v2
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from common import cli  # noqa: E402
-from common.cli import UserError, describe_error, user_message  # noqa: E402
+from common.errors import UserError, describe_error, user_message  # noqa: E402
 from common.data import download_with_torchvision  # noqa: E402
 
 CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -378,6 +378,25 @@ def eval_transform(size):
 
 # ---------------------------------------------------------------------------------------------
 # Loader
+
+
+def pad_targets(targets, max_boxes=None):
+    """The boxes and labels of a batch's targets (a list of {"boxes" (N, 4), "labels" (N,)}) as
+    two tensors of one shape, as the detectors' loss takes them: boxes float32 (B, M, 4) and
+    labels int64 (B, M), where an image with fewer than M boxes is padded with zero boxes of
+    label -1. M is `max_boxes` (default: the most boxes of an image of the batch); each image's
+    boxes keep their order."""
+    count = max([len(target["labels"]) for target in targets] + [max_boxes or 0])
+    if max_boxes is not None and count > max_boxes:
+        raise ValueError(f"an image has {count} boxes, more than max_boxes={max_boxes}")
+    device = targets[0]["boxes"].device if targets else None
+    boxes = torch.zeros(len(targets), count, 4, device=device)
+    labels = torch.full((len(targets), count), -1, dtype=torch.int64, device=device)
+    for index, target in enumerate(targets):
+        found = len(target["labels"])
+        boxes[index, :found] = target["boxes"]
+        labels[index, :found] = target["labels"]
+    return boxes, labels
 
 
 def collate(batch):

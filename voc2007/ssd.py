@@ -140,6 +140,15 @@ class VOCSSD(SSD):
             return output
         return [{**detections, "labels": detections["labels"] - 1} for detections in output]
 
+    def loss(self, images, boxes, labels):
+        """The training loss terms for images (B, 3, S, S) in [0, 1] and padded targets: boxes
+        float32 (B, M, 4) XYXY pixels, labels int64 (B, M), -1 marking padding
+        (voc2007.data.pad_targets)."""
+        valid = labels >= 0
+        targets = [{"boxes": image_boxes[keep], "labels": image_labels[keep]}
+                   for image_boxes, image_labels, keep in zip(boxes, labels, valid)]
+        return self(images, targets)
+
     def imagenet_name(self, name):
         """Where a tensor of torchvision's VGG-16 state dict ("features.21.weight") goes in this
         model, or None: the classifier (fc6/fc7 here are convolutions of other shapes, and the

@@ -168,6 +168,15 @@ class YOLOv1(nn.Module):
             return yolo_loss(grid, encoded, self.boxes_per_cell)
         return detections_from_grid(grid, self.image_size, self.boxes_per_cell)
 
+    def loss(self, images, boxes, labels):
+        """The training loss terms for images (B, 3, S, S) in [0, 1] and padded targets: boxes
+        float32 (B, M, 4) XYXY pixels, labels int64 (B, M), -1 marking padding
+        (voc2007.data.pad_targets)."""
+        valid = labels >= 0
+        targets = [{"boxes": image_boxes[keep], "labels": image_labels[keep]}
+                   for image_boxes, image_labels, keep in zip(boxes, labels, valid)]
+        return self(images, targets)
+
     def imagenet_name(self, name):
         """Where a tensor of torchvision's ImageNet state dict goes in this model (None: the
         classifier, which has no place here)."""
