@@ -1,6 +1,7 @@
-"""`make bench` for CIFAR-10: ResNet-20 and ResNet-110 (their train.py recipes, flip-crop
+"""`make bench` for CIFAR-10: ResNet-20, -56 and -110 (their train.py recipes, flip-crop
 augmentation), epochs of our loop against a plain DataLoader loop of torchvision transforms
-(RandomCrop with padding 4, RandomHorizontalFlip, ToTensor, Normalize), in one run."""
+(RandomCrop with padding 4, RandomHorizontalFlip, ToTensor, Normalize), and the step alone as
+the limit (common/bench.py), in one run."""
 import argparse
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ PLAIN_FLIP_CROP = transforms.Compose([
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--models", nargs="+", default=["resnet20", "resnet110"],
+    parser.add_argument("--models", nargs="+", default=["resnet20", "resnet56", "resnet110"],
                         choices=[f"resnet{depth}" for depth in (20, 32, 44, 56, 110)])
     add_bench_arguments(parser)
     args = parser.parse_args(argv)
@@ -35,18 +36,17 @@ def main(argv=None):
     for name in args.models:
         recipe = cli.parse_training_args(["--model", name], description="", dataset="cifar10",
                                          models=MODELS, recipes=RECIPES)
-        ours = DeviceLoader(train_set, batch_size=recipe.batch_size, device=device, mean=MEAN,
-                            std=STD, train=True, channels_last=device.type == "cuda",
+        ours = DeviceLoader(train_set, batch_size=recipe.batch_size, device=device, train=True,
                             **AUGMENTATIONS["flip-crop"])
         plain = plain_loader(train_set, PLAIN_FLIP_CROP, batch_size=recipe.batch_size,
                              workers=args.workers, device=device)
         results = time_loops(build_model=MODELS[name], recipe=recipe, our_loader=ours,
                              plain_loader=plain, device=device, epochs=args.epochs,
-                             compile_too=args.compile, num_classes=10)
+                             num_classes=10, mean=MEAN, std=STD, compiled=args.compiled)
         print_results(f"CIFAR-10 {name}, batch {recipe.batch_size}, {len(train_set):,} images, "
                       f"{runtime.describe_device(device)}, {args.workers} DataLoader workers",
                       results, len(train_set))
-        for loop, seconds in results[1:]:
+        for loop, seconds in results:
             print(f"  {loop}: {seconds * 50_000 / len(train_set):.2f} s per 50,000 images")
 
 

@@ -1,7 +1,9 @@
-"""`make bench`: epochs of our training loop (data held on the device, batched augmentation,
-bf16 autocast and channels_last on CUDA) against the common peer set-up (a torch DataLoader
-of per-image torchvision transforms feeding a plain float32 loop), same model, data and
-recipe, timed in one run and reported as a ratio."""
+"""`make bench` for the classifiers: epochs of our training loop (data held on the device, the
+epoch's augmentation batched, the step replayed as a CUDA graph in the network's precision)
+against the common peer set-up (a torch DataLoader of per-image torchvision transforms feeding a
+plain float32 loop), same model, data and recipe, timed in one run and reported as ratios; and,
+as the limit a loop could reach, the training step alone on one fixed batch, as we replay it
+and (--compiled) as torch.compile(mode="reduce-overhead") replays it."""
 import os
 import time
 from functools import partial
@@ -11,7 +13,11 @@ import torch.nn.functional as F
 from PIL import Image
 
 from common import cli, runtime
-from common.engine import build_optimizer, build_scheduler, grad_scaler, train_one_epoch
+from common.data import ToNetworkInput
+from common.engine import Schedule, build_optimizer, classifier_step, train_one_epoch
+from common.step import grad_scaler, use_graphs
+
+WARMUP_STEPS = 5   # steps before a fixed-batch timing: cuDNN's choices, capture, compilation
 
 
 class PerImageDataset(torch.utils.data.Dataset):
@@ -41,7 +47,10 @@ def add_bench_arguments(parser):
                         help="time on a fixed random N training images (slow devices)")
     parser.add_argument("--workers", type=cli.nonnegative_int, default=min(8, os.cpu_count()),
                         help="DataLoader worker processes of the plain loop (default: %(default)s)")
-    parser.add_argument("--compile", action="store_true", help="also time our loop compiled")
+    parser.add_argument("--compiled", action="store_true",
+                        help="also time the step alone under torch.compile(mode='reduce-"
+                             "overhead'), optimizer step included (CUDA; compiling takes a "
+                             "minute or more per network)")
 
 
 def plain_loader(image_set, transform, *, batch_size, workers, device):
@@ -67,37 +76,98 @@ def plain_epoch(model, loader, optimizer, device):
         optimizer.step()
 
 
-def time_loops(*, build_model, recipe, our_loader, plain_loader, device, epochs, compile_too,
-               num_classes):
-    """Seconds per epoch of each loop, each on a fresh model after one warm-up epoch."""
+def timed(run, times, device):
+    """Seconds per call of run() over `times` calls, after one untimed call."""
+    run()
+    synchronize(device)
+    started = time.perf_counter()
+    for _ in range(times):
+        run()
+    synchronize(device)
+    return (time.perf_counter() - started) / times
+
+
+def our_step(build_model, recipe, *, device, mean, std, resize, graphs):
+    """(model, our classifier_step of it, its precision), as train.py builds them."""
+    torch.manual_seed(0)
+    model = build_model()
     cuda = device.type == "cuda"
-    loops = [("plain DataLoader loop", False, False), ("our loop", True, False)]
-    if compile_too:
-        loops.append(("our loop + torch.compile", True, True))
+    model.to(device, memory_format=torch.channels_last if cuda else torch.contiguous_format)
+    precision = runtime.resolve_precision("auto", device, model)
+    graphs = use_graphs(graphs, device=device, distributed=False, precision=precision,
+                        optimizer=recipe.optimizer, compiled=False)
+    optimizer = build_optimizer(recipe, model, device, graphs)
+    to_input = ToNetworkInput(mean, std, device=device, resize=resize, channels_last=cuda)
+    step = classifier_step(model, to_input, optimizer, device=device, precision=precision,
+                           scaler=grad_scaler(device, precision), graphs=graphs)
+    return model, step, precision, graphs
+
+
+def compiled_step(build_model, recipe, *, device, mean, std, resize):
+    """The step as PyTorch's recipes compile it: the model under torch.compile(mode=
+    "reduce-overhead") (CUDA graphs of inductor's kernels) and the optimizer step compiled,
+    the learning rate in a tensor, float32 (TF32)."""
+    torch.manual_seed(0)
+    model = build_model().to(device, memory_format=torch.channels_last)
+    optimizer = build_optimizer(recipe, model, device)
+    for group in optimizer.param_groups:
+        group["lr"] = torch.tensor(recipe.lr, device=device)
+    to_input = ToNetworkInput(mean, std, device=device, resize=resize, channels_last=True)
+    forward = torch.compile(model, mode="reduce-overhead")
+    optimizer_step = torch.compile(optimizer.step)
+
+    def step(images, labels):
+        loss = F.cross_entropy(forward(to_input(images)), labels)
+        loss.backward()
+        optimizer_step()
+        optimizer.zero_grad(set_to_none=True)
+    return model, step
+
+
+def time_loops(*, build_model, recipe, our_loader, plain_loader, device, epochs, num_classes,
+               mean, std, resize=None, compiled=False):
+    """(name, seconds per epoch) of each loop and limit, each on a fresh model after one
+    warm-up epoch (or WARMUP_STEPS steps): the plain loop; ours with CUDA graphs where they can
+    run, and eagerly (on CUDA); the step alone on one batch of `our_loader` repeated as many
+    times as an epoch has steps, ours and (`compiled`, CUDA) torch.compile's."""
+    cuda = device.type == "cuda"
     results = []
-    for name, ours, compiled in loops:
-        torch.manual_seed(0)
-        model = build_model().to(device)
-        if ours and cuda:
-            model = model.to(memory_format=torch.channels_last)
-        optimizer = build_optimizer(recipe, model, device)   # the same for both loops
-        if ours:
-            scheduler = build_scheduler(optimizer, recipe, len(our_loader))
-            precision = runtime.resolve_precision("auto", device)
-            epoch = partial(train_one_epoch, torch.compile(model) if compiled else model,
-                            our_loader, optimizer, scheduler, grad_scaler(device, precision),
-                            epoch=1, num_classes=num_classes, device=device,
-                            dist=runtime.Distributed(), precision=precision,
-                            log=lambda *_: None)
-        else:
-            epoch = partial(plain_epoch, model, plain_loader, optimizer, device)
-        epoch()   # warm-up: worker start-up, cuDNN autotuning, compilation
-        synchronize(device)
-        started = time.perf_counter()
-        for _ in range(epochs):
-            epoch()
-        synchronize(device)
-        results.append((name, (time.perf_counter() - started) / epochs))
+    torch.manual_seed(0)
+    model = build_model().to(device)
+    optimizer = build_optimizer(recipe, model, device)
+    results.append(("plain DataLoader loop, fp32",
+                    timed(partial(plain_epoch, model, plain_loader, optimizer, device), epochs,
+                          device)))
+
+    steps = len(our_loader)
+    for graphs in ((None, False) if cuda else (None,)):
+        model, step, precision, graphed = our_step(build_model, recipe, device=device,
+                                                   mean=mean, std=std, resize=resize,
+                                                   graphs=graphs)
+        schedule = Schedule(recipe, steps)
+        epoch = partial(train_one_epoch, model, step, our_loader, schedule, epoch=1,
+                        num_classes=num_classes, device=device, dist=runtime.Distributed(),
+                        log=lambda *_: None)
+        how = "CUDA graphs" if graphed else "eager"
+        results.append((f"our loop, {precision}, {how}", timed(epoch, epochs, device)))
+
+    images, labels = next(iter(our_loader))
+    model, step, precision, graphed = our_step(build_model, recipe, device=device, mean=mean,
+                                               std=std, resize=resize, graphs=None)
+    model.train()
+    for _ in range(WARMUP_STEPS):
+        step(recipe.lr, images, labels)
+    how = "CUDA graph" if graphed else "eager"
+    results.append((f"limit: our step alone, {how}",
+                    timed(lambda: step(recipe.lr, images, labels), steps, device) * steps))
+    if compiled and cuda:
+        model, step = compiled_step(build_model, recipe, device=device, mean=mean, std=std,
+                                    resize=resize)
+        model.train()
+        for _ in range(WARMUP_STEPS):
+            step(images, labels)
+        results.append(("limit: torch.compile step, fp32",
+                        timed(lambda: step(images, labels), steps, device) * steps))
     return results
 
 
@@ -105,8 +175,7 @@ def print_results(title, results, images):
     """A table of seconds per epoch, images per second and speed-up over the plain loop."""
     baseline = results[0][1]
     print(title)
-    print(f"  {'loop':<28} {'s/epoch':>9} {'images/s':>10} {'speed-up':>9}")
+    print(f"  {'loop':<36} {'s/epoch':>9} {'images/s':>10} {'speed-up':>9}")
     for name, seconds in results:
-        print(f"  {name:<28} {seconds:>9.2f} {images / seconds:>10,.0f} "
+        print(f"  {name:<36} {seconds:>9.2f} {images / seconds:>10,.0f} "
               f"{baseline / seconds:>8.2f}x")
-

@@ -56,8 +56,8 @@ def default_data_dir():
 RECIPE_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "optimizer", "scheduler")
 # Flags that say where and how a run is carried out, not what it computes: a resume may change
 # them, and make report does not hold them against a run.
-EXECUTION_FLAGS = {"device", "precision", "compile", "data_dir", "out", "resume", "continue_run",
-                   "workers", "eval_every", "eval_images"}
+EXECUTION_FLAGS = {"device", "precision", "compile", "cuda_graphs", "data_dir", "out", "resume",
+                   "continue_run", "workers", "eval_every", "eval_images"}
 UNSET = object()   # marks a flag left to its default
 
 
@@ -108,9 +108,10 @@ def add_training_arguments(parser, dataset, classification=True):
     run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                      help="auto picks CUDA when available (default: auto)")
     run.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto",
-                     help="arithmetic of the forward pass: auto is bf16 on GPUs that have it "
-                          "natively (compute capability 8.0 and up), fp16 with loss scaling on "
-                          "older ones (T4, V100), fp32 on the CPU (default: auto)")
+                     help="arithmetic of the forward pass: auto is what measured fastest for the "
+                          "network on a GPU: fp32 (TF32) for the small ones, bf16 for the "
+                          "ImageNet-size ones and the detectors (fp16 with loss scaling on GPUs "
+                          "without bf16: T4, V100); fp32 on the CPU (default: auto)")
     run.add_argument("--data-dir", default=default_data_dir(),
                      help="folder holding the data in torchvision's layout "
                           "(default: $DATA_DIR or ./data; now %(default)s)")
@@ -144,7 +145,13 @@ def add_training_arguments(parser, dataset, classification=True):
                      help="under torchrun, batch norm computes its statistics over the whole "
                           "batch instead of each process' share (batch / processes); worth it "
                           "when that share is small (below about 32 images)")
-    run.add_argument("--compile", action="store_true", help="torch.compile the model")
+    run.add_argument("--compile", action="store_true",
+                     help="torch.compile the model (its steps then run without our CUDA graphs)")
+    run.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction,
+                     help="replay every training and evaluation step as a CUDA graph: one "
+                          "launch per step instead of hundreds, the limit of small networks on "
+                          "a GPU. Default: on CUDA in one process with SGD or Adam in bf16 or "
+                          "fp32; --no-cuda-graphs runs the steps eagerly")
 
 
 def parse_training_args(argv, *, description, dataset, models, recipes, add_arguments=None,

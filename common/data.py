@@ -2,8 +2,8 @@
 augments them there.
 
 MNIST, CIFAR-10 and the scene subset fit in a few hundred MB, so there is nothing to gain from
-worker processes: every epoch is a permutation, a gather and a few tensor ops per batch, the
-same code on the CPU and on CUDA.
+worker processes: every epoch is a permutation, a gather and a few batched tensor ops when it
+starts, then slices; the same code on the CPU and on CUDA.
 """
 import contextlib
 import functools
@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from common.errors import UserError, describe_error
+
+AUGMENT_CHUNK = 8192   # images augmented at once: bounds the float temporaries of a chunk
 
 
 @dataclass
@@ -54,17 +56,20 @@ class ImageSet:
 
 
 class DeviceLoader:
-    """Iterate (images, labels) batches of an ImageSet kept on `device`.
+    """Iterate (images, labels) batches of an ImageSet kept on `device`: images uint8
+    (N, C, H, W) as stored, labels int64. The network's input transform (ToNetworkInput) runs
+    inside the training step, so that a captured CUDA graph holds it too.
 
-    Training loaders reshuffle every epoch from (seed, epoch) and apply the augmentations,
-    batched: pad-and-random-crop, horizontal flip, and the photometric set of report 001
-    (brightness, contrast, saturation, sharpness). Images come out as float, normalised
-    with `mean`/`std`, optionally resized. Under torchrun every rank gets an equal shard.
+    A training loader shuffles every epoch from (seed, epoch) and augments the whole epoch when
+    the epoch starts, a few batched kernels per AUGMENT_CHUNK images: pad-and-random-crop,
+    horizontal flip and report 001's photometric set (brightness, contrast, saturation,
+    sharpness; rounded back to uint8, as torchvision does on uint8 images). Under torchrun every
+    rank gets an equal shard. A last training batch of one image is left out (batch norm cannot
+    train on it); a smaller last batch is kept.
     """
 
-    def __init__(self, image_set, *, batch_size, device, mean, std, train=False, crop_padding=0,
-                 flip=False, photometric=False, resize=None, seed=0, rank=0, world_size=1,
-                 channels_last=False):
+    def __init__(self, image_set, *, batch_size, device, train=False, crop_padding=0,
+                 flip=False, photometric=False, seed=0, rank=0, world_size=1):
         if batch_size % world_size:
             raise UserError(f"--batch-size {batch_size} does not split evenly across "
                             f"{world_size} processes")
@@ -72,18 +77,13 @@ class DeviceLoader:
         self.labels = image_set.labels.to(device)
         self.batch_size = batch_size // world_size
         self.device = device
-        channels = self.images.shape[1]
-        self.mean = torch.tensor(mean, device=device).view(1, channels, 1, 1) * 255
-        self.std = torch.tensor(std, device=device).view(1, channels, 1, 1) * 255
         self.train = train
         self.crop_padding = crop_padding
         self.flip = flip
         self.photometric = photometric
-        self.resize = resize
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.epoch = 0
 
     def set_epoch(self, epoch):
@@ -101,30 +101,54 @@ class DeviceLoader:
         return batches
 
     def __iter__(self):
-        # The permutation is the same on every rank (it is split between them), the
-        # augmentation draws differ per rank; both depend on (seed, epoch) only.
+        if self.train:
+            images, labels = self.augmented_epoch()
+        elif self.world_size == 1:
+            images, labels = self.images, self.labels
+        else:
+            shard = torch.arange(self.rank, len(self.labels), self.world_size, device=self.device)
+            images, labels = self.images[shard], self.labels[shard]
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            yield images[start:start + self.batch_size], labels[start:start + self.batch_size]
+
+    def augmented_epoch(self):
+        """This rank's shard of the epoch's permutation, augmented: (images, labels). The
+        permutation is the same on every rank (they split it), the augmentation draws differ
+        per rank; both depend on (seed, epoch) only."""
         shuffling = torch.Generator(device=self.device)
         shuffling.manual_seed(self.seed * 1_000_003 + self.epoch)
         augmenting = torch.Generator(device=self.device)
         augmenting.manual_seed((self.seed * 1_000_003 + self.epoch) * 1_009 + self.rank + 1)
-        if self.train:
-            order = torch.randperm(len(self.labels), generator=shuffling, device=self.device)
-            order = order[: self._shard_size() * self.world_size][self.rank::self.world_size]
-        else:
-            order = torch.arange(self.rank, len(self.labels), self.world_size, device=self.device)
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            batch = order[start:start + self.batch_size]
-            yield self.transform(self.images[batch], augmenting), self.labels[batch]
+        order = torch.randperm(len(self.labels), generator=shuffling, device=self.device)
+        order = order[: self._shard_size() * self.world_size][self.rank::self.world_size]
+        if not (self.crop_padding or self.flip or self.photometric):
+            return self.images[order], self.labels[order]
+        chunks = []
+        for start in range(0, len(order), AUGMENT_CHUNK):
+            images = self.images[order[start:start + AUGMENT_CHUNK]]
+            if self.crop_padding:
+                images = random_crop(images, self.crop_padding, augmenting)
+            if self.flip:
+                images = random_flip(images, augmenting)
+            if self.photometric:
+                images = photometric_jitter(images.float(), augmenting).round_().to(torch.uint8)
+            chunks.append(images)
+        return torch.cat(chunks), self.labels[order]
 
-    def transform(self, images, generator=None):
-        """uint8 batch -> augmented (when training), resized, normalised float batch."""
-        if self.train and self.crop_padding:
-            images = random_crop(images, self.crop_padding, generator)
-        if self.train and self.flip:
-            images = random_flip(images, generator)
+
+class ToNetworkInput:
+    """uint8 images (N, C, H, W) -> float, resized to `resize` (bilinear), normalised with
+    `mean` and `std` (per channel, for images in [0, 1]), in the model's memory layout."""
+
+    def __init__(self, mean, std, *, device, resize=None, channels_last=False):
+        channels = len(mean)
+        self.mean = torch.tensor(mean, device=device).view(1, channels, 1, 1) * 255
+        self.std = torch.tensor(std, device=device).view(1, channels, 1, 1) * 255
+        self.resize = resize
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def __call__(self, images):
         images = images.float()
-        if self.train and self.photometric:
-            images = photometric_jitter(images, generator)
         if self.resize:
             images = F.interpolate(images, size=self.resize, mode="bilinear", antialias=False,
                                    align_corners=False)

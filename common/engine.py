@@ -1,9 +1,8 @@
 """The training and evaluation loops of the classifiers, and what every training loop shares:
-optimizers, learning-rate schedules, mixed precision, the optimizer step and the watch for a
-diverging loss."""
+the optimizer and the learning rate of every step, the watch for a diverging loss, and the
+clock that says how long a run has left."""
 import math
 import time
-from functools import partial
 
 import numpy as np
 import torch
@@ -12,24 +11,37 @@ import torch.nn.functional as F
 
 from common import runtime
 from common.errors import Diverged
+from common.step import Replayed, TrainingStep, autocast
 
-DIVERGENCE_CHECK_STEPS = 50   # look at the losses this often (one device sync each time)
+DIVERGENCE_CHECK_STEPS = 50   # judge the losses this often (read back asynchronously)
 PROGRESS_SECONDS = 30         # within an epoch, print progress at most this often
 # A classifier has diverged when its mean training loss over a check window exceeds this many
 # times the loss of a uniform guess (ln C); a loss that is NaN or infinite diverged too.
 CHANCE_LOSS_MULTIPLE = 100
-AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
 
 
-def build_optimizer(args, model, device):
+def parameter_groups(model, weight_decay):
+    """The model's parameters as optimizer groups: one, or for a model that decays its weights
+    only (`decays_weights_only`, darknet's rule for YOLOv1) two: the weights (kernels and
+    matrices) with `weight_decay`, the biases and normalisation parameters (one dimension)
+    without."""
+    if not getattr(model, "decays_weights_only", False):
+        return [{"params": list(model.parameters()), "weight_decay": weight_decay}]
+    parameters = list(model.parameters())
+    return [{"params": [p for p in parameters if p.dim() > 1], "weight_decay": weight_decay},
+            {"params": [p for p in parameters if p.dim() <= 1], "weight_decay": 0.0}]
+
+
+def build_optimizer(args, model, device, graphs=False):
+    """The recipe's optimizer: fused on CUDA (one kernel for every parameter, and a learning
+    rate it can read from a tensor); a captured step (`graphs`) needs Adam capturable."""
+    groups = parameter_groups(model, args.weight_decay)
     fused = {"fused": True} if device.type == "cuda" else {}
     if args.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
-                               weight_decay=args.weight_decay, **fused)
+        return torch.optim.SGD(groups, lr=args.lr, momentum=args.momentum, **fused)
     if args.optimizer == "asgd":
-        return torch.optim.ASGD(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    return torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay,
-                            **fused)
+        return torch.optim.ASGD(groups, lr=args.lr)
+    return torch.optim.Adam(groups, lr=args.lr, capturable=graphs, **fused)
 
 
 def lr_factor(step, *, steps_per_epoch, args):
@@ -49,64 +61,113 @@ def lr_factor(step, *, steps_per_epoch, args):
     return 1.0
 
 
-def build_scheduler(optimizer, args, steps_per_epoch):
-    """A per-iteration LambdaLR; its state is just the step count, so --resume with a longer
-    --epochs continues on the new horizon."""
-    factor = partial(lr_factor, steps_per_epoch=steps_per_epoch, args=args)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+class Schedule:
+    """The learning rate of every optimizer step of the run: --lr times lr_factor. Its state is
+    the number of steps taken, so --resume continues it, and a longer --epochs stretches what
+    follows the epochs (a cosine schedule, derived milestones) from there."""
+
+    def __init__(self, args, steps_per_epoch):
+        self.args = args
+        self.steps_per_epoch = steps_per_epoch
+        self.steps_taken = 0
+
+    def rate(self):
+        """The learning rate of the next step."""
+        return self.args.lr * lr_factor(self.steps_taken, steps_per_epoch=self.steps_per_epoch,
+                                        args=self.args)
+
+    def advance(self):
+        self.steps_taken += 1
+
+    def state_dict(self):
+        return {"steps_taken": self.steps_taken}
+
+    def load_state_dict(self, state):
+        # checkpoints written before this class held torch's LambdaLR, whose count is last_epoch
+        self.steps_taken = int(state["steps_taken"] if "steps_taken" in state
+                               else state["last_epoch"])
 
 
-def autocast(device, precision):
-    """Autocast to bf16 or fp16 (see runtime.resolve_precision), or plain float32."""
-    dtype = AUTOCAST_DTYPES[precision]
-    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+def duration(seconds):
+    """'42s', '12m05s', '3h07m' or '2d03h'."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
 
 
-def grad_scaler(device, precision):
-    """fp16 gradients underflow without loss scaling; bf16 and fp32 need none (disabled)."""
-    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+def plural(count, noun):
+    """'1 epoch', '2 epochs'."""
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
-def optimizer_step(loss, optimizer, scheduler, scaler):
-    """Backward, step and schedule. With the fused optimizers the scaler's check for infinite
-    gradients stays on the device: no host sync."""
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    scaler.step(optimizer)
-    scaler.update()
-    scheduler.step()
+class RunClock:
+    """How long a run has been going and how long it has left. The run has `epochs` epochs and
+    this process started at `first_epoch` (later than 1 after --resume); what is left is
+    estimated from this process's own pace, evaluations and all."""
+
+    def __init__(self, epochs, first_epoch):
+        self.epochs = epochs
+        self.first_epoch = first_epoch
+        self.started = time.time()
+
+    def left(self, epoch, fraction=1.0):
+        """Seconds left once `fraction` of epoch `epoch` is done; None before any progress."""
+        done = epoch - self.first_epoch + fraction   # epochs this process has run
+        if done <= 0:
+            return None
+        return (time.time() - self.started) / done * (self.epochs - epoch + 1 - fraction)
+
+    def status(self, epoch, fraction=1.0):
+        """'3m05s elapsed, 2h13m left (until Tue 14:05)' for the console."""
+        elapsed = f"{duration(time.time() - self.started)} elapsed"
+        left = self.left(epoch, fraction)
+        if left is None or epoch >= self.epochs and fraction >= 1:
+            return elapsed
+        until = time.localtime(time.time() + left)
+        when = time.strftime("%H:%M" if left < 12 * 3600 else "%a %H:%M", until)
+        return f"{elapsed}, {duration(left)} left (until {when})"
 
 
 class LossWatch:
     """The per-step losses and learning rates of one epoch, kept on the device.
 
-    Every DIVERGENCE_CHECK_STEPS steps (one host sync) it raises Diverged, on every rank at
-    once, if a loss was NaN or infinite or the window's mean exceeded `limit`, a (value, why)
-    pair; on the main rank it prints progress at most every PROGRESS_SECONDS.
+    Every DIVERGENCE_CHECK_STEPS steps it queues a check of the window (was a loss NaN or
+    infinite, or did the window's mean exceed `limit`, a (value, why) pair), copied to the host
+    asynchronously, and judges the previous window's, raising Diverged on every rank at once:
+    the GPU never waits for it inside an epoch. The last window is judged when the epoch ends.
+    On the main rank it prints progress, with the time the epoch and the run (`clock`) have
+    left, at most every PROGRESS_SECONDS.
     """
 
-    def __init__(self, steps, *, epoch, device, dist, limit=None, log=print):
+    def __init__(self, steps, *, epoch, device, dist, limit=None, clock=None, log=print):
         self.steps, self.epoch, self.dist, self.limit, self.log = steps, epoch, dist, limit, log
+        self.device = device
+        self.clock = clock
         self.losses = torch.zeros(steps, device=device)
         self.lrs = []
         self.checked = 0
+        self.pending = None   # the queued check: (first bad step, host copy; its CUDA event)
         self.started = self.last_report = time.time()
 
     def record(self, step, loss, lr):
-        self.losses[step] = loss.detach()
+        self.losses[step] = loss
         self.lrs.append(lr)
         done = step + 1
         if done % DIVERGENCE_CHECK_STEPS and done != self.steps:
             return
-        self.check(done)
+        self.queue_check(done)
+        if done == self.steps:
+            self.judge()
         if self.dist.is_main and time.time() - self.last_report > PROGRESS_SECONDS \
                 and done < self.steps:
-            self.last_report = time.time()
-            recent = self.losses[max(0, done - DIVERGENCE_CHECK_STEPS): done]
-            self.log(f"  epoch {self.epoch} step {done}/{self.steps}  loss "
-                     f"{recent.mean().item():.4f}  {self.last_report - self.started:.0f}s")
+            self.report_progress(done)
 
-    def check(self, done):
+    def queue_check(self, done):
         window = self.losses[self.checked: done]
         bad = ~torch.isfinite(window)
         if self.limit is not None:   # name the first step of the explosion, not its NaN
@@ -114,8 +175,25 @@ class LossWatch:
         first = torch.where(bad.any(), bad.int().argmax() + self.checked, self.steps).view(1)
         if self.dist.enabled:
             torch.distributed.all_reduce(first, op=torch.distributed.ReduceOp.MIN)
-        step = int(first.item())
         self.checked = done
+        if self.pending is not None:
+            self.judge()
+        if self.device.type == "cuda":
+            host = torch.empty(1, dtype=first.dtype, pin_memory=True)
+            host.copy_(first, non_blocking=True)
+            event = torch.cuda.Event()
+            event.record()
+            self.pending = (host, event)
+        else:
+            self.pending = (first, None)
+
+    def judge(self):
+        """Read the queued check (waiting for it if need be) and raise Diverged if it failed."""
+        first, event = self.pending
+        self.pending = None
+        if event is not None:
+            event.synchronize()
+        step = int(first.item())
         if step == self.steps:
             return
         # the worst loss of that step over the ranks: the rank that went bad may not be this one
@@ -130,6 +208,15 @@ class LossWatch:
             raise Diverged(f"the training loss exploded {text}: {where['loss']:.3g}, above "
                            f"{self.limit[1]}.", where)
         raise Diverged(f"the training loss became NaN or infinite {text}.", where)
+
+    def report_progress(self, done):
+        self.last_report = time.time()
+        elapsed = self.last_report - self.started
+        recent = self.losses[max(0, done - DIVERGENCE_CHECK_STEPS): done].mean().item()
+        epoch_left = duration(elapsed / done * (self.steps - done))
+        run = f" | run: {self.clock.status(self.epoch, done / self.steps)}" if self.clock else ""
+        self.log(f"  epoch {self.epoch} step {done}/{self.steps}  loss {recent:.4f}  "
+                 f"{duration(elapsed)}, epoch done in {epoch_left}{run}")
 
     def mean(self):
         """The epoch's mean loss over every rank's steps."""
@@ -162,40 +249,64 @@ def count_confusion(confusion, labels, predictions, num_classes):
     confusion.index_add_(0, labels * num_classes + predictions, torch.ones_like(labels))
 
 
-def mixup_loss(model, images, labels, weight):
-    """Mixup (Zhang et al., 2018) of a batch with a shuffled copy of itself: the loss
-    weight * CE(y) + (1 - weight) * CE(y of the partner), and the logits and the labels that
-    train accuracy counts (those of the larger weight). `weight` is a Python float: no host
-    sync; the partner permutation comes from torch's generator, seeded per epoch."""
-    partner = torch.randperm(len(labels), device=labels.device)
+def mixup_loss(model, images, labels, weight, partner):
+    """Mixup (Zhang et al., 2018) of a batch with a permutation of itself (`partner`): the loss
+    weight * CE(y) + (1 - weight) * CE(y of the partner), the logits, and the labels that train
+    accuracy counts (those of the larger weight). `weight` is a 0-dimensional tensor, so that a
+    captured step reads each step's draw."""
     logits = model(weight * images + (1 - weight) * images[partner])
     loss = weight * F.cross_entropy(logits, labels) \
         + (1 - weight) * F.cross_entropy(logits, labels[partner])
-    return loss, logits, labels if weight >= 0.5 else labels[partner]
+    return loss, logits, torch.where(weight >= 0.5, labels, labels[partner])
 
 
-def train_one_epoch(model, loader, optimizer, scheduler, scaler, *, epoch, num_classes, device,
-                    dist, precision="fp32", mixup_alpha=0.0, seed=0, log=print):
-    """One pass over `loader`. Returns mean loss, accuracy, the (true x predicted) counts, the
-    per-step losses and learning rates and the time taken; raises Diverged (see LossWatch)."""
+def classifier_step(model, to_input, optimizer, *, device, precision, scaler, graphs):
+    """The TrainingStep of a classifier: step(lr, images, labels[, mixup weight, partner]) with
+    uint8 images, returning the loss, the predictions and the labels train accuracy counts."""
+    def loss_of(images, labels, *mixup):
+        images = to_input(images)
+        if mixup:
+            loss, logits, counted = mixup_loss(model, images, labels, *mixup)
+        else:
+            logits = model(images)
+            loss, counted = F.cross_entropy(logits, labels), labels
+        return loss, {"predicted": logits.argmax(1), "counted": counted}
+    return TrainingStep(loss_of, optimizer, device=device, precision=precision, scaler=scaler,
+                        graphs=graphs)
+
+
+def mixup_draws(loader, alpha, *, seed, epoch, rank, device):
+    """Each step's mixup weight, lambda ~ Beta(alpha, alpha) from a generator seeded by (seed,
+    epoch, rank), and the random permutations that pair the images (torch's generator, seeded
+    per epoch), drawn for the whole epoch at once: (weights (steps,), partners (steps, batch))."""
+    weights = np.random.default_rng((seed, epoch, rank)).beta(alpha, alpha, size=len(loader))
+    partners = torch.rand(len(loader), loader.batch_size, device=device).argsort(1)
+    return torch.tensor(weights, dtype=torch.float32, device=device), partners
+
+
+def train_one_epoch(model, step, loader, schedule, *, epoch, num_classes, device, dist,
+                    mixup_alpha=0.0, seed=0, clock=None, log=print):
+    """One pass over `loader` with the classifier_step `step` of `model` at the rates of
+    `schedule`. Returns mean loss, accuracy, the (true x predicted) counts, the per-step losses
+    and learning rates and the time taken; raises Diverged (see LossWatch)."""
     model.train()
     watch = LossWatch(len(loader), epoch=epoch, device=device, dist=dist,
-                      limit=chance_limit(num_classes), log=log)
+                      limit=chance_limit(num_classes), clock=clock, log=log)
     confusion = torch.zeros(num_classes ** 2, dtype=torch.long, device=device)
-    mixup_weights = np.random.default_rng((seed, epoch, dist.rank))
-    for step, (images, labels) in enumerate(loader):
-        lr = optimizer.param_groups[0]["lr"]
-        with autocast(device, precision):
-            if mixup_alpha:
-                weight = float(mixup_weights.beta(mixup_alpha, mixup_alpha))
-                loss, logits, counted = mixup_loss(model, images, labels, weight)
-            else:
-                logits = model(images)
-                loss = F.cross_entropy(logits, labels)
-                counted = labels
-        optimizer_step(loss, optimizer, scheduler, scaler)
-        watch.record(step, loss, lr)
-        count_confusion(confusion, counted, logits.detach().argmax(1), num_classes)
+    if mixup_alpha:
+        weights, partners = mixup_draws(loader, mixup_alpha, seed=seed, epoch=epoch,
+                                        rank=dist.rank, device=device)
+    for index, (images, labels) in enumerate(loader):
+        mixup = ()
+        if mixup_alpha:   # a smaller last batch pairs by the order of its partners' prefix
+            partner = partners[index] if len(labels) == loader.batch_size \
+                else partners[index, :len(labels)].argsort()
+            mixup = (weights[index], partner)
+        lr = schedule.rate()
+        outputs = step(lr, images, labels, *mixup)
+        schedule.advance()
+        watch.record(index, outputs["loss"], lr)
+        count_confusion(confusion, outputs["counted"], outputs["predicted"], num_classes)
 
     mean_loss = watch.mean()
     runtime.all_reduce_sum(confusion, dist)
@@ -205,18 +316,29 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, *, epoch, num_c
             "seconds": time.time() - watch.started}
 
 
-@torch.no_grad()
-def evaluate(model, loader, *, num_classes, device, dist, precision="fp32"):
-    """Mean loss, accuracy and (true x predicted) counts over `loader`, summed across ranks."""
+def evaluation_pass(model, to_input, *, device, precision, graphs):
+    """The forward pass of an evaluation, forward(images, labels) -> the batch's summed
+    cross-entropy and its predictions, replayed as CUDA graphs with `graphs` (Replayed)."""
+    @torch.no_grad()
+    def forward(images, labels):
+        with autocast(device, precision, cache=not graphs):
+            logits = model(to_input(images))
+        return {"loss_sum": F.cross_entropy(logits.float(), labels, reduction="sum"),
+                "predicted": logits.argmax(1)}
+    return Replayed(forward, graphs)
+
+
+def evaluate(model, forward, loader, *, num_classes, device, dist):
+    """Mean loss, accuracy and (true x predicted) counts of `model` over `loader` through its
+    evaluation_pass `forward`, summed across ranks."""
     model.eval()
     totals = torch.zeros(2, device=device)   # loss sum, image count
     confusion = torch.zeros(num_classes ** 2, dtype=torch.long, device=device)
     for images, labels in loader:
-        with autocast(device, precision):
-            logits = model(images)
-        totals[0] += F.cross_entropy(logits.float(), labels, reduction="sum")
+        outputs = forward(images, labels)
+        totals[0] += outputs["loss_sum"]
         totals[1] += len(labels)
-        count_confusion(confusion, labels, logits.argmax(1), num_classes)
+        count_confusion(confusion, labels, outputs["predicted"], num_classes)
     runtime.all_reduce_sum(totals, dist)
     runtime.all_reduce_sum(confusion, dist)
     matrix = confusion.view(num_classes, num_classes).cpu()
@@ -225,25 +347,24 @@ def evaluate(model, loader, *, num_classes, device, dist, precision="fp32"):
 
 
 @torch.no_grad()
-def predict(model, loader, *, device, precision="fp32"):
-    """Class probabilities and penultimate features (the input of the last Linear layer) for
-    every image of `loader`, in order, on the CPU."""
+def predict(model, loader, to_input, *, device, precision="fp32"):
+    """The logits and penultimate features (the input of the last Linear layer) of every image
+    of `loader`, in order, in float32 on the CPU."""
     model.eval()
     last_linear = [module for module in model.modules() if isinstance(module, nn.Linear)][-1]
     captured = []
     hook = last_linear.register_forward_hook(
         lambda module, inputs, output: captured.append(inputs[0]))
-    probabilities, features = [], []
+    logits, features = [], []
     try:
         for images, _ in loader:
             captured.clear()
             with autocast(device, precision):
-                logits = model(images)
-            probabilities.append(logits.float().softmax(1).cpu())
+                logits.append(model(to_input(images)).float().cpu())
             features.append(captured[0].float().flatten(1).cpu())
     finally:
         hook.remove()
-    return torch.cat(probabilities), torch.cat(features)
+    return torch.cat(logits), torch.cat(features)
 
 
 def accuracy(confusion):

@@ -145,7 +145,8 @@ IMAGENET_WEIGHTS = {
 def torchvision_classifier(arch, num_classes, in_channels=3):
     """A torchvision ImageNet architecture with a `num_classes` head (and, for a ResNet, a
     first convolution for `in_channels`), randomly initialised; `load_initial_weights` fills
-    in ImageNet's."""
+    in ImageNet's. On CUDA it trains in bf16 (cuda_precision, see runtime.resolve_precision):
+    its wide convolutions are arithmetic, where bf16 runs twice TF32's rate."""
     model = getattr(torchvision.models, arch)(weights=None)
     if arch.startswith("resnet"):
         model.fc = nn.Linear(model.fc.in_features, num_classes)
@@ -154,6 +155,7 @@ def torchvision_classifier(arch, num_classes, in_channels=3):
     else:
         model.classifier[-1] = nn.Linear(model.classifier[-1].in_features, num_classes)
     model.imagenet_arch = arch
+    model.cuda_precision = "bf16"
     return model
 
 

@@ -52,12 +52,16 @@ def setup(device_name):
     return device, dist
 
 
-def resolve_precision(requested, device):
-    """The autocast precision of --precision on `device`: "bf16", "fp16" or "fp32".
+def resolve_precision(requested, device, model=None):
+    """The autocast precision of --precision on `device` for `model`: "bf16", "fp16" or "fp32".
 
-    auto: bf16 on GPUs with native bf16 (compute capability 8.0 and up: A100, RTX 30xx, H100),
-    fp16 with loss scaling before them (T4, V100, which lack bf16 convolution kernels), fp32 on
-    the CPU. A precision the device cannot run natively is refused rather than emulated.
+    auto on CUDA is the network's own choice, `model.cuda_precision`, what measured fastest on
+    a GPU at equal accuracy: fp32 (TF32 convolutions and matrix products, see setup) unless the
+    network says "bf16", as the large ImageNet-size ones do; small networks spend their step
+    launching kernels, and autocast's casts only add kernels to them. A "bf16" network runs in
+    fp16 with loss scaling on GPUs without native bf16 (compute capability below 8.0: T4,
+    V100). auto on the CPU is fp32. A precision the device cannot run natively is refused
+    rather than emulated.
     """
     if device.type != "cuda":
         if requested == "fp16":
@@ -67,6 +71,8 @@ def resolve_precision(requested, device):
     major, minor = torch.cuda.get_device_capability(device)
     native_bf16 = major >= 8
     if requested == "auto":
+        if getattr(model, "cuda_precision", "fp32") == "fp32":
+            return "fp32"
         return "bf16" if native_bf16 else "fp16"
     if requested == "bf16" and not native_bf16:
         raise UserError(f"--precision bf16: the {torch.cuda.get_device_name(device)} (compute "

@@ -10,10 +10,11 @@ from torch.nn.parallel import DistributedDataParallel
 
 from common import runtime
 from common.cli import EXECUTION_FLAGS, flag, parse_training_args, recorded
-from common.engine import build_optimizer, build_scheduler, grad_scaler
+from common.engine import Schedule, build_optimizer
 from common.errors import Diverged, UserError
 from common.files import load_torch, read_json, save_torch, write_json
 from common.nets import load_initial_weights
+from common.step import grad_scaler
 
 # The flags a resumed run may change; every other flag is the checkpoint's recipe.
 CHANGEABLE_ON_RESUME = EXECUTION_FLAGS | {"epochs"}
@@ -197,11 +198,11 @@ def check_batch_size(model, per_process_batch, dist):
                         f"norm; raise --batch-size.")
 
 
-def optimization(args, model, *, device, precision, steps_per_epoch, resumed):
-    """(optimizer, scheduler, scaler) for the recipe in `args`, in the checkpoint's state when
-    resuming."""
-    optimizer = build_optimizer(args, model, device)
-    scheduler = build_scheduler(optimizer, args, steps_per_epoch)
+def optimization(args, model, *, device, precision, steps_per_epoch, resumed, graphs=False):
+    """(optimizer, schedule, scaler) for the recipe in `args`, in the checkpoint's state when
+    resuming; `graphs`: the step will be captured (common.step)."""
+    optimizer = build_optimizer(args, model, device, graphs)
+    scheduler = Schedule(args, steps_per_epoch)
     scaler = grad_scaler(device, precision)
     if resumed:
         load_optimizer_state(optimizer, resumed["optimizer"])

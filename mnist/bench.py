@@ -28,14 +28,13 @@ def main(argv=None):
     if args.limit_train:
         train_set = train_set.random_subset(args.limit_train)
 
-    ours = DeviceLoader(train_set, batch_size=recipe.batch_size, device=device, mean=MEAN,
-                        std=STD, train=True, channels_last=device.type == "cuda")
+    ours = DeviceLoader(train_set, batch_size=recipe.batch_size, device=device, train=True)
     plain = plain_loader(train_set, transforms.Compose([transforms.ToTensor(),
                                                         transforms.Normalize(MEAN, STD)]),
                          batch_size=recipe.batch_size, workers=args.workers, device=device)
     results = time_loops(build_model=MODELS[args.model], recipe=recipe, our_loader=ours,
                          plain_loader=plain, device=device, epochs=args.epochs,
-                         compile_too=args.compile, num_classes=10)
+                         num_classes=10, mean=MEAN, std=STD, compiled=args.compiled)
     print_results(f"MNIST {args.model}, batch {recipe.batch_size}, {len(train_set):,} images, "
                   f"{runtime.describe_device(device)}, {args.workers} DataLoader workers",
                   results, len(train_set))

@@ -33,13 +33,14 @@ def main(argv=None):
     if args.limit_train:
         train_set = train_set.random_subset(args.limit_train)
 
-    ours = DeviceLoader(train_set, batch_size=recipe.batch_size, device=device, mean=MEAN,
-                        std=STD, train=True, channels_last=device.type == "cuda", **FLIP_CROP)
+    ours = DeviceLoader(train_set, batch_size=recipe.batch_size, device=device, train=True,
+                        **FLIP_CROP)
     plain = plain_loader(train_set, PLAIN_FLIP_CROP, batch_size=recipe.batch_size,
                          workers=args.workers, device=device)
     results = time_loops(build_model=MODELS[args.model], recipe=recipe, our_loader=ours,
                          plain_loader=plain, device=device, epochs=args.epochs,
-                         compile_too=args.compile, num_classes=NUM_CLASSES)
+                         num_classes=NUM_CLASSES, mean=MEAN, std=STD,
+                         compiled=args.compiled)
     print_results(f"scenes {args.model}, 64x64, batch {recipe.batch_size}, "
                   f"{len(train_set):,} images, {runtime.describe_device(device)}, "
                   f"{args.workers} DataLoader workers", results, len(train_set))

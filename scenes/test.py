@@ -19,7 +19,7 @@ def main(argv=None):
     args = parse_test_args(argv, __doc__, MODELS)
     _, val_set = load_scenes(args.data_dir)
     test_classifier(args, dataset="scenes", build_model=MODELS[args.model], test_set=val_set,
-                    mean=MEAN, std=STD, resize=args.saved["args"].get("resize"))
+                    mean=MEAN, std=STD, resize=args.saved["args"].get("resize"), test_name="val")
 
 
 if __name__ == "__main__":

@@ -83,7 +83,7 @@ def main(argv=None):
     train_classifier(args, dataset="scenes", build_model=MODELS[args.model],
                      load_data=lambda: load_scenes(args.data_dir),   # val: the evaluation set
                      mean=MEAN, std=STD, augmentation=AUGMENTATIONS[args.augment],
-                     resize=args.resize)
+                     resize=args.resize, test_name="val")
 
 
 if __name__ == "__main__":

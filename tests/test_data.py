@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from common.errors import UserError
-from common.data import DeviceLoader, ImageSet, photometric_jitter, random_crop, random_flip
+from common.data import (DeviceLoader, ImageSet, ToNetworkInput, photometric_jitter,
+                         random_crop, random_flip)
 from conftest import write_idx
 from mnist.data import load_mnist, read_idx
 
@@ -57,18 +58,24 @@ def image_set(count=50, channels=1, size=8):
 
 
 def loader(data, **options):
-    defaults = dict(batch_size=8, device=torch.device("cpu"), mean=(0.5,), std=(0.25,))
+    defaults = dict(batch_size=8, device=torch.device("cpu"))
     return DeviceLoader(data, **{**defaults, **options})
 
 
-def test_evaluation_loader_keeps_order_and_normalises():
+def test_evaluation_loader_keeps_order_and_the_network_input_normalises():
     data = image_set()
     batches = list(loader(data))
     assert len(batches) == 7 and sum(len(labels) for _, labels in batches) == 50
     images = torch.cat([images for images, _ in batches])
-    expected = (data.images.float() / 255 - 0.5) / 0.25
-    assert torch.allclose(images, expected, atol=1e-6)
+    assert torch.equal(images, data.images)
     assert torch.equal(torch.cat([labels for _, labels in batches]), data.labels)
+    to_input = ToNetworkInput((0.5,), (0.25,), device=torch.device("cpu"), resize=16)
+    network_input = to_input(images)
+    assert network_input.shape == (50, 1, 16, 16)
+    expected = (data.images.float() / 255 - 0.5) / 0.25
+    assert torch.allclose(network_input[:, :, ::2, ::2].mean(), expected.mean(), atol=0.05)
+    assert torch.allclose(ToNetworkInput((0.5,), (0.25,), device=torch.device("cpu"))(images),
+                          expected, atol=1e-6)
 
 
 def test_training_loader_shuffles_by_seed_and_epoch():

@@ -18,15 +18,17 @@ import torch.distributed as torch_dist
 from common import plots, runtime
 from common import tensorboard as tb
 from common.cli import nonnegative_int, positive_int
-from common.engine import (PROGRESS_SECONDS, LossWatch, autocast, divergence_help,
-                           optimizer_step)
+from common.engine import (PROGRESS_SECONDS, LossWatch, RunClock, divergence_help, duration,
+                           plural)
 from common.errors import Diverged
 from common.files import save_torch, write_csv, write_json
-from common.training import (already_done, check_batch_size,
-                             check_weights_finite, divergence, lr_text, optimization,
+from common.step import TrainingStep, autocast, use_graphs
+from common.training import (already_done, check_batch_size, check_weights_finite,
+                             checkpoint_to_resume, divergence, lr_text, optimization,
                              prepare_model, resume_state, run_record, save_checkpoint)
 from common.voc_eval import voc_eval
-from voc2007.data import CLASSES, VOCDataset, ensure_voc, eval_transform, make_loader
+from voc2007.data import (CLASSES, VOCDataset, ensure_voc, eval_transform, make_loader,
+                          pad_targets)
 from voc2007.pictures import plot_detections
 
 DATASET = "voc2007"
@@ -72,39 +74,44 @@ def to_device(images, device):
     return images
 
 
-def train_one_epoch(model, loader, optimizer, scheduler, scaler, *, epoch, device, dist,
-                    precision, log):
-    """One pass over `loader`. Returns the mean loss and loss terms, the boxes the augmentation
-    dropped, the per-step losses and learning rates and the time; raises Diverged."""
+def detector_step(model, optimizer, *, device, precision, scaler, graphs):
+    """The TrainingStep of a detector: step(lr, images uint8, boxes, labels) -> the loss and
+    its terms (model.loss on the padded batch, static in shape, so that it can be captured)."""
+    def loss_of(images, boxes, labels):
+        terms = model.loss(to_device(images, device), boxes, labels)
+        return sum(terms.values()), terms
+    return TrainingStep(loss_of, optimizer, device=device, precision=precision, scaler=scaler,
+                        graphs=graphs)
+
+
+def train_one_epoch(model, step, loader, schedule, *, epoch, device, dist, clock, log):
+    """One pass over `loader`, batches (images, boxes, labels, dropped), with the detector_step
+    `step` at the rates of `schedule`. Returns the mean loss and loss terms, the boxes the
+    augmentation dropped, the per-step losses and learning rates and the time; raises Diverged."""
     model.train()
     watch = LossWatch(len(loader), epoch=epoch, device=device, dist=dist, limit=LOSS_LIMIT,
-                      log=log)
+                      clock=clock, log=log)
     term_sums = {}
-    dropped = 0
-    for step, (images, targets) in enumerate(loader):
-        images = to_device(images, device)
-        dropped += sum(target["dropped_boxes"] for target in targets)
-        targets = [{"boxes": target["boxes"].to(device, non_blocking=True),
-                    "labels": target["labels"].to(device, non_blocking=True)}
-                   for target in targets]
-        lr = optimizer.param_groups[0]["lr"]
-        with autocast(device, precision):
-            terms = model(images, targets)
-        loss = sum(terms.values())
-        optimizer_step(loss, optimizer, scheduler, scaler)
-        watch.record(step, loss, lr)
-        for name, value in terms.items():
-            term_sums[name] = term_sums.get(name, 0) + value.detach().float()
+    dropped = torch.zeros((), dtype=torch.long, device=device)
+    for index, (images, boxes, labels, dropped_boxes) in enumerate(loader):
+        lr = schedule.rate()
+        outputs = step(lr, images.to(device, non_blocking=True),
+                       boxes.to(device, non_blocking=True), labels.to(device, non_blocking=True))
+        schedule.advance()
+        watch.record(index, outputs["loss"], lr)
+        dropped += dropped_boxes.to(device, non_blocking=True).sum()
+        for name, value in outputs.items():
+            if name != "loss":
+                term_sums[name] = term_sums.get(name, 0) + value.float()
 
     names = sorted(term_sums)
     totals = torch.stack([term_sums[name] for name in names]
-                         + [torch.tensor(float(len(loader)), device=device),
-                            torch.tensor(float(dropped), device=device)])
+                         + [torch.tensor(float(len(loader)), device=device), dropped.float()])
     runtime.all_reduce_sum(totals, dist)
-    steps = totals[-2].item()
+    totals = totals.tolist()
     return {"loss": watch.mean(),
-            "terms": {name: (totals[k] / steps).item() for k, name in enumerate(names)},
-            "dropped_boxes": int(totals[-1].item()), "step_losses": watch.losses.cpu(),
+            "terms": {name: totals[k] / totals[-2] for k, name in enumerate(names)},
+            "dropped_boxes": int(totals[-1]), "step_losses": watch.losses.cpu(),
             "step_lrs": watch.lrs, "seconds": time.time() - watch.started}
 
 
@@ -205,13 +212,13 @@ def _train(args, detector, build_model, train_transform, title, device, dist, lo
     if already_done(args, out, log):
         return
     resumed = resume_state(args, out, DATASET, name)
-    precision = runtime.resolve_precision(args.precision, device)
     if dist.local_rank == 0:   # one process per node downloads; the others wait for it
         ensure_voc(args.data_dir, log=log)
     runtime.barrier(dist)
 
     torch.manual_seed(args.seed)   # the same initial weights on every rank and every rerun
     model = build_model(args)
+    precision = runtime.resolve_precision(args.precision, device, model)
     size = model.image_size
     train_set = VOCDataset(args.data_dir, "trainval", train_transform(size), drop_difficult=True,
                            log=log)
@@ -227,13 +234,18 @@ def _train(args, detector, build_model, train_transform, title, device, dist, lo
     cuda = device.type == "cuda"
     loading = dict(workers=args.workers, seed=args.seed, rank=dist.rank,
                    world_size=dist.world_size, pin_memory=cuda)
-    train_loader = make_loader(train_set, batch_size=args.batch_size, train=True, **loading)
+    train_loader = PaddedBatches(make_loader(train_set, batch_size=args.batch_size, train=True,
+                                             **loading), max_boxes(train_set))
     check_batch_size(model, args.batch_size // dist.world_size, dist)
     model, train_model, eval_model = prepare_model(model, args, device=device, dist=dist,
                                                    resumed=resumed, log=log)
-    optimizer, scheduler, scaler = optimization(args, model, device=device, precision=precision,
-                                                steps_per_epoch=len(train_loader),
-                                                resumed=resumed)
+    graphs = use_graphs(args.cuda_graphs, device=device, distributed=dist.enabled,
+                        precision=precision, optimizer=args.optimizer, compiled=args.compile)
+    optimizer, schedule, scaler = optimization(args, model, device=device, precision=precision,
+                                               steps_per_epoch=len(train_loader),
+                                               resumed=resumed, graphs=graphs)
+    step = detector_step(train_model, optimizer, device=device, precision=precision,
+                         scaler=scaler, graphs=graphs)
     history = resumed["history"] if resumed else []
 
     def loader_of(dataset):   # evaluation: every rank its shard, twice the training batch
@@ -242,17 +254,20 @@ def _train(args, detector, build_model, train_transform, title, device, dist, lo
     writer = tb.open_writer(out) if dist.is_main else None
     log(f"{title}: {sum(p.numel() for p in model.parameters()):,} parameters, {size}x{size} | "
         f"{len(train_set):,} trainval, {len(test_set):,} test images | "
-        f"{runtime.describe_device(device)}, {precision}"
+        f"{runtime.describe_device(device)}, {precision}" + (", CUDA graphs" if graphs else "")
         + (f" x {dist.world_size} processes" if dist.enabled else "") + f" | {out}")
+    if resumed:
+        log(f"resumed at epoch {len(history) + 1} of {args.epochs} from "
+            f"{checkpoint_to_resume(args)}")
 
     watched_loader = loader_of(watched_set)
+    clock = RunClock(args.epochs, first_epoch=len(history) + 1)
     for epoch in range(len(history) + 1, args.epochs + 1):
         runtime.seed_epoch(args.seed, epoch, dist.rank)
         train_loader.set_epoch(epoch)
         try:
-            trained = train_one_epoch(train_model, train_loader, optimizer, scheduler, scaler,
-                                      epoch=epoch, device=device, dist=dist, precision=precision,
-                                      log=log)
+            trained = train_one_epoch(train_model, step, train_loader, schedule, epoch=epoch,
+                                      device=device, dist=dist, clock=clock, log=log)
             check_weights_finite(model, epoch=epoch, steps=len(train_loader),
                                  lr=trained["step_lrs"][-1], dist=dist)
         except Diverged as error:
@@ -263,6 +278,16 @@ def _train(args, detector, build_model, train_transform, title, device, dist, lo
                   **{f"train_{term}": value for term, value in trained["terms"].items()},
                   "dropped_boxes": trained["dropped_boxes"], "precision": precision,
                   "seconds": trained["seconds"]}
+        history.append(record)
+
+        def checkpoint():
+            if writer:
+                save_checkpoint(out, dataset=DATASET, name=name, args=args, epoch=epoch,
+                                model=model, optimizer=optimizer, scheduler=schedule,
+                                scaler=scaler, history=history)
+        # The checkpoint comes before the evaluation, which reads image files: a damaged one
+        # stops the run without losing the epoch; once evaluated, its mAP is checkpointed too.
+        checkpoint()
         evaluated = ""
         if epoch % args.eval_every == 0 or epoch == args.epochs:
             started = time.time()
@@ -272,18 +297,15 @@ def _train(args, detector, build_model, train_transform, title, device, dist, lo
             record.update(test_map=json_ready(result["map"]), eval_images=len(watched_set),
                           seconds=record["seconds"] + time.time() - started)
             evaluated = f"  test mAP {ap_text(result['map'])}% ({len(watched_set)} images)"
-        history.append(record)
+            checkpoint()
         terms = ", ".join(f"{term} {value:.3f}" for term, value in trained["terms"].items())
         log(f"epoch {epoch:3d}/{args.epochs}  lr {lr_text(record)}  loss {trained['loss']:.4f} "
-            f"({terms}){evaluated}  {record['seconds']:.1f}s")
+            f"({terms}){evaluated}  {record['seconds']:.1f}s | {clock.status(epoch)}")
         if epoch == 1 and trained["dropped_boxes"]:
             log(f"  the augmentation dropped {trained['dropped_boxes']} boxes in epoch 1 "
                 "(cropped away or under a pixel); metrics.json counts them per epoch")
         if writer:
             tb.log_epoch(writer, record, trained["step_losses"], trained["step_lrs"])
-            save_checkpoint(out, dataset=DATASET, name=name, args=args, epoch=epoch, model=model,
-                            optimizer=optimizer, scheduler=scheduler, scaler=scaler,
-                            history=history)
 
     log(f"evaluating {len(test_set):,} test and {len(trainval_set):,} trainval images")
     runtime.broadcast_buffers(model, dist)
@@ -323,6 +345,32 @@ def _train(args, detector, build_model, train_transform, title, device, dist, lo
     write_json(metrics, out / "metrics.json")
     log(ap_table([("trainval", results["trainval"]["ap"], results["trainval"]["map"]),
                   ("test", results["test"]["ap"], results["test"]["map"])]))
-    log(f"test mAP {ap_text(results['test']['map'])}% ({METRIC}) after {len(history)} epochs, "
-        f"{metrics['final']['train_seconds']:.0f}s of training -> {out}")
+    log(f"test mAP {ap_text(results['test']['map'])}% ({METRIC}) after "
+        f"{plural(len(history), 'epoch')}, {duration(metrics['final']['train_seconds'])} of "
+        f"training -> {out}")
 
+
+def max_boxes(dataset):
+    """The most training boxes (not difficult) of an image of `dataset`: the padded batches'
+    box count, fixed for the run."""
+    return max([int((~annotation.difficult).sum()) for annotation in dataset.annotations] + [1])
+
+
+class PaddedBatches:
+    """The training loader's (images, list of targets) as (images, boxes, labels, dropped),
+    padded to `box_count` boxes."""
+
+    def __init__(self, loader, box_count):
+        self.loader, self.box_count = loader, box_count
+
+    def __len__(self):
+        return len(self.loader)
+
+    def set_epoch(self, epoch):
+        self.loader.set_epoch(epoch)
+
+    def __iter__(self):
+        for images, targets in self.loader:
+            boxes, labels = pad_targets(targets, self.box_count)
+            dropped = torch.tensor([target["dropped_boxes"] for target in targets])
+            yield images, boxes, labels, dropped
