@@ -1,6 +1,7 @@
 """YOLOv1 (voc2007/yolo.py): the networks' shapes and sizes, ImageNet weights for the
 backbones, target encoding from padded batches, the loss against hand-computed values and
-darknet's gradients, inference, and a tiny model overfitting a few generated images."""
+darknet's gradients, inference, the recipes' widths and schedule (voc2007/train_yolo.py), and a
+tiny model overfitting a few generated images."""
 import math
 
 import pytest
@@ -9,6 +10,7 @@ import torchvision
 
 from common.nets import load_initial_weights
 from conftest import memorised_map
+from voc2007 import train_yolo
 from voc2007.data import pad_targets
 from voc2007.yolo import (BACKBONES, IMAGE_SIZES, SCORE_THRESHOLD, build_yolo, decode_grid,
                           detections_from_grid, encode_targets, yolo_loss)
@@ -422,6 +424,29 @@ def test_inference_keeps_every_detection_above_the_threshold():
     detections = detections_from_grid(grid, 448)[0]
     assert len(detections["scores"]) == 1960
     assert torch.allclose(detections["scores"], scores.sort(descending=True).values)
+
+
+def test_the_paper_recipe_is_one_run_of_600_epochs():
+    args = train_yolo.parse_args([])
+    assert train_yolo.parse_args(["--epochs", "600"]).out == args.out == "runs/voc2007/yolo"
+    assert (args.epochs, args.batch_size, args.lr) == (600, 64, 1e-2)
+    assert args.milestones == [333, 467]   # 75/135 and 105/135 of 600 epochs
+    # darknet's burn-in (cfg/yolov1.cfg): a tenth of the peak rising to it over 600 iterations
+    assert (args.warmup_iters, args.warmup_lr, args.warmup_shape) == (600, 1e-3, "linear")
+
+
+@pytest.mark.parametrize("argv, hidden", [
+    ([], 4096), (["--recipe", "report"], 496), (["--model", "tiny"], 256),
+    (["--recipe", "report", "--model", "tiny"], 256), (["--model", "darknet", "--hidden", "8"], 8),
+])
+def test_the_hidden_width_follows_the_recipe(argv, hidden):
+    args = train_yolo.parse_args(argv)
+    assert args.hidden == hidden
+    with torch.device("meta"):
+        model = train_yolo.build_model(args)
+    assert model.fc1.out_features == hidden
+    if argv == ["--recipe", "report"]:   # the tutorial's Darknet, parameter for parameter
+        assert count(model) == 85_787_534
 
 
 def generated_scenes(count, size, generator):
