@@ -1,6 +1,7 @@
 """YOLOv1 (voc2007/yolo.py): the networks' shapes and sizes, ImageNet weights for the
-backbones, target encoding, the loss against hand-computed values, inference, and a tiny model
-overfitting a few generated images."""
+backbones, target encoding from padded batches, the loss against hand-computed values and
+darknet's gradients, inference, the recipes' widths and schedule (voc2007/train_yolo.py), and a
+tiny model overfitting a few generated images."""
 import math
 
 import pytest
@@ -9,6 +10,8 @@ import torchvision
 
 from common.nets import load_initial_weights
 from conftest import memorised_map
+from voc2007 import train_yolo
+from voc2007.data import pad_targets
 from voc2007.yolo import (BACKBONES, IMAGE_SIZES, SCORE_THRESHOLD, build_yolo, decode_grid,
                           detections_from_grid, encode_targets, yolo_loss)
 
@@ -27,6 +30,11 @@ def count(model):
 def target(boxes, labels):
     return {"boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
             "labels": torch.tensor(labels, dtype=torch.int64)}
+
+
+def encode(targets, grid=7, image_size=448, num_classes=20):
+    """encode_targets of a list of targets, padded as the training batches are."""
+    return encode_targets(*pad_targets(targets), grid, image_size, num_classes)
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)
@@ -57,7 +65,7 @@ def test_tiny_forward_training_and_inference():
     model = build_yolo("tiny")
     images = torch.rand(2, 3, 112, 112)
     assert model.predict_grid(images).shape == (2, 7, 7, 30)
-    losses = model(images, [target([[10, 20, 50, 60]], [3]), target([], [])])
+    losses = model.loss(images, *pad_targets([target([[10, 20, 50, 60]], [3]), target([], [])]))
     assert set(losses) == {"coord", "object", "no_object", "class"}
     assert all(loss.dtype == torch.float32 and loss.dim() == 0 for loss in losses.values())
     model.eval()
@@ -66,14 +74,16 @@ def test_tiny_forward_training_and_inference():
     assert len(detections) == 2
     for detection in detections:
         assert detection["boxes"].shape[1] == 4 and detection["labels"].dtype == torch.int64
-        assert len(detection["boxes"]) == len(detection["scores"]) <= 100
+        assert len(detection["boxes"]) == len(detection["scores"])
+    assert model.decays_weights_only   # darknet decays no bias nor batch-norm parameter
 
 
 def test_loss_is_float32_under_bf16_autocast():
     torch.manual_seed(0)
     model = build_yolo("tiny")
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        losses = model(torch.rand(2, 3, 112, 112), [target([[10, 20, 50, 60]], [3])] * 2)
+        losses = model.loss(torch.rand(2, 3, 112, 112),
+                            *pad_targets([target([[10, 20, 50, 60]], [3])] * 2))
     assert all(loss.dtype == torch.float32 for loss in losses.values())
 
 
@@ -138,15 +148,16 @@ def test_darknet_and_tiny_have_no_imagenet_weights():
 
 def test_encode_targets_by_hand():
     # 448 px, 64 px cells. Centre (150, 200): column 2 (150 / 64 = 2.34375), row 3 (3.125);
-    # width 112 / 448 = 0.25 (sqrt 0.5), height 40.32 / 448 = 0.09 (sqrt 0.3)
-    encoded = encode_targets([target([[94, 179.84, 206, 220.16]], [4])], 7, 448, 20)
-    assert encoded.shape == (1, 7, 7, 25)
+    # width 112 / 448 = 0.25 (sqrt 0.5), height 40.32 / 448 = 0.09 (sqrt 0.3). The second
+    # image has no box: its row of the padded batch is all padding
+    encoded = encode([target([[94, 179.84, 206, 220.16]], [4]), target([], [])])
+    assert encoded.shape == (2, 7, 7, 25)
     expected = torch.zeros(25)
     expected[:5] = torch.tensor([0.34375, 0.125, 0.5, 0.3, 1.0])
     expected[5 + 4] = 1
     assert torch.allclose(encoded[0, 3, 2], expected, atol=1e-5)
     encoded[0, 3, 2] = 0
-    assert not encoded.any()   # every other cell empty
+    assert not encoded.any()   # every other cell empty, the padding included
 
 
 def test_encode_then_decode_gives_the_boxes_back():
@@ -157,7 +168,7 @@ def test_encode_then_decode_gives_the_boxes_back():
     sizes = torch.rand(12, 2, generator=generator) * 300 + 1
     boxes = torch.cat([centres - sizes / 2, centres + sizes / 2], 1)
     labels = torch.randint(0, 20, (12,), generator=generator)
-    encoded = encode_targets([{"boxes": boxes, "labels": labels}], 7, 448, 20)
+    encoded = encode_targets(boxes[None], labels[None], 7, 448, 20)
 
     decoded, objects, classes = decode_grid(encoded, 448, boxes_per_cell=1)
     occupied = objects[0, :, :, 0] == 1
@@ -167,19 +178,38 @@ def test_encode_then_decode_gives_the_boxes_back():
     assert torch.equal(classes[0][occupied].argmax(1), labels[order])
 
 
-@pytest.mark.parametrize("first_larger", [True, False])
-def test_a_cell_keeps_the_larger_of_two_objects(first_larger):
-    small, large = [40, 40, 60, 60], [10, 20, 90, 80]   # both centres (50, 50): cell (0, 0)
-    boxes, labels = ([large, small], [1, 2]) if first_larger else ([small, large], [2, 1])
-    encoded = encode_targets([target(boxes, labels)], 7, 448, 20)
-    assert encoded[0, 0, 0, 5:].argmax() == 1   # the large one's label
-    assert encoded[0, 0, 0, 2] == pytest.approx(math.sqrt(80 / 448))
-    assert encoded[..., 4].sum() == 1
+def test_a_shared_cell_goes_to_the_first_listed_object_so_each_gets_its_turn():
+    # two objects centred in cell (0, 0) (centre (50, 50), 64 px cells), the large one of label
+    # 1, the small one of label 2, and two padding boxes (zeros, centre (0, 0): cell (0, 0)
+    # too), listed in a random order per image as the data pipeline lists them, each image's
+    # from a generator of its own seed
+    small, large, padding = [40, 40, 60, 60], [10, 20, 90, 80], [0, 0, 0, 0]
+    entries = [(large, 1), (small, 2), (padding, -1), (padding, -1)]
+    orders = [torch.randperm(4, generator=torch.Generator().manual_seed(seed))
+              for seed in range(16)]
+    boxes = torch.tensor([[entries[k][0] for k in order] for order in orders], dtype=torch.float)
+    labels = torch.tensor([[entries[k][1] for k in order] for order in orders])
+    encoded = encode_targets(boxes, labels, 7, 448, 20)
+
+    first_listed = torch.stack([row[row >= 0][0] for row in labels])
+    winners = encoded[:, 0, 0, 5:].argmax(-1)
+    assert torch.equal(winners, first_listed)            # darknet's rule, padding never wins
+    assert set(winners.tolist()) == {1, 2}               # over the seeds, each has its turn
+    assert (labels[:, 0] == -1).any()                    # padding came first in some images
+    small_wins = winners == 2
+    assert torch.allclose(encoded[small_wins, 0, 0, 2], torch.tensor(math.sqrt(20 / 448)))
+    assert torch.allclose(encoded[~small_wins, 0, 0, 2], torch.tensor(math.sqrt(80 / 448)))
+    assert (encoded[..., 4].sum((1, 2)) == 1).all()     # one object cell per image
 
 
-def test_a_cell_keeps_the_last_of_two_equal_objects():
-    encoded = encode_targets([target([[40, 40, 60, 60], [42, 38, 62, 58]], [2, 7])], 7, 448, 20)
-    assert encoded[0, 0, 0, 5:].argmax() == 7
+def test_padding_is_never_a_target():
+    # padding anywhere, with any coordinates: only labels say what is padding
+    boxes = torch.tensor([[[100.0, 100, 300, 300], [5, 5, 60, 60]], [[0, 0, 0, 0], [9, 9, 9, 9]]])
+    labels = torch.tensor([[-1, 7], [-1, -1]])
+    encoded = encode_targets(boxes, labels, 7, 448, 20)
+    assert encoded[0, 0, 0, 5:].argmax() == 7 and encoded[0, 0, 0, 4] == 1
+    encoded[0, 0, 0] = 0
+    assert not encoded.any()
 
 
 def perfect_prediction(encoded, generator):
@@ -199,14 +229,14 @@ def test_loss_is_zero_for_a_perfect_prediction():
     generator = torch.Generator().manual_seed(0)
     targets = [target([[10, 20, 200, 300], [300, 310, 440, 440]], [0, 19]), target([], []),
                target([[0, 0, 448, 448]], [5])]
-    encoded = encode_targets(targets, 7, 448, 20)
+    encoded = encode(targets)
     losses = yolo_loss(perfect_prediction(encoded, generator), encoded)
     assert all(loss.item() == 0 for loss in losses.values())
 
 
 def hand_case():
     """One object in a 2x2 grid over a 100 px image, 2 classes (see the test for the values)."""
-    encoded = encode_targets([target([[10, 20, 46, 84]], [0])], 2, 100, 2)
+    encoded = encode([target([[10, 20, 46, 84]], [0])], 2, 100, 2)
     grid = torch.zeros(1, 2, 2, 12)
     grid[0, 1, 0, :5] = encoded[0, 1, 0, :5] + torch.tensor([0.18, 0, 0, 0, -0.5])
     grid[0, 1, 0, 5:10] = torch.tensor([0.0, 0.0, 0.1, 0.1, 0.3])
@@ -223,13 +253,36 @@ def test_loss_by_hand():
     assert torch.allclose(encoded[0, 1, 0, :5], torch.tensor([0.56, 0.04, 0.6, 0.8, 1.0]))
     losses = yolo_loss(grid, encoded)
     # predictor 0: x off by 0.18 cell = 9 px -> (19, 20, 55, 84): IoU 27*64 / (45*64) = 0.6;
-    # predictor 1: a 1 px box at (0, 50), IoU 0 -> predictor 0 is responsible
-    # coord     5 * 0.18^2                          = 0.162
-    # object    (0.5 - 0.6)^2                       = 0.01
-    # no_object 0.5 * (0.3^2 + 0.2^2 + 0.4^2)       = 0.145
-    # class     (0.7 - 1)^2 + (0.1 - 0)^2           = 0.1
-    expected = {"coord": 0.162, "object": 0.01, "no_object": 0.145, "class": 0.1}
+    # predictor 1: a 1 px box at (0, 50), IoU 0 -> predictor 0 is responsible. Each squared
+    # error is halved (darknet's convention):
+    # coord     5 * 0.18^2 / 2                      = 0.081
+    # object    (0.5 - 0.6)^2 / 2                   = 0.005
+    # no_object 0.5 * (0.3^2 + 0.2^2 + 0.4^2) / 2   = 0.0725
+    # class     ((0.7 - 1)^2 + (0.1 - 0)^2) / 2     = 0.05
+    expected = {"coord": 0.081, "object": 0.005, "no_object": 0.0725, "class": 0.05}
     assert {name: loss.item() for name, loss in losses.items()} == pytest.approx(expected)
+
+
+def test_the_loss_gradient_is_darknets_delta():
+    # darknet's forward_detection_layer (src/detection_layer.c) sets, per output o of target t,
+    # delta = scale * (t - o), and the update adds learning_rate / batch times the deltas
+    # summed over the batch: a loss averaged per image steps alike at the same rate when its
+    # gradient is -delta / B. Batch of 2: the hand case and an image with no object.
+    encoded, grid = hand_case()
+    empty = torch.zeros(1, 2, 2, 12)
+    empty[0, 0, 1, 4], empty[0, 1, 1, 9], empty[0, 1, 0, 10] = 0.6, -0.2, 0.8
+    grid = torch.cat([grid, empty]).requires_grad_()
+    encoded = torch.cat([encoded, torch.zeros_like(encoded)])
+    sum(yolo_loss(grid, encoded).values()).backward()
+
+    delta = torch.zeros(2, 2, 2, 12)
+    delta[0, 1, 0, 0] = 5 * (0.56 - 0.74)      # coord_scale * (x - x'), predictor 0
+    delta[0, 1, 0, 4] = 1 * (0.6 - 0.5)        # object_scale * (IoU - confidence) (rescore)
+    delta[0, 1, 0, 9] = 0.5 * (0 - 0.3)        # noobject_scale * (0 - confidence), predictor 1
+    delta[0, 1, 0, 10:] = torch.tensor([1 - 0.7, 0 - 0.1])   # class_scale * (t - p)
+    delta[0, 0, 0, 4], delta[0, 0, 0, 9] = 0.5 * -0.2, 0.5 * -0.4   # an empty cell
+    delta[1, 0, 1, 4], delta[1, 1, 1, 9] = 0.5 * -0.6, 0.5 * 0.2    # no class delta there
+    assert torch.allclose(grid.grad, -delta / 2, atol=1e-6)
 
 
 def test_the_predictor_with_the_higher_iou_is_responsible():
@@ -237,23 +290,35 @@ def test_the_predictor_with_the_higher_iou_is_responsible():
     # predictor 1 becomes the truth shifted by 0.1 cell (5 px): IoU 31 / 41 > 0.6
     grid[0, 1, 0, 5:10] = encoded[0, 1, 0, :5] + torch.tensor([0.1, 0, 0, 0, -0.5])
     losses = yolo_loss(grid, encoded)
-    assert losses["coord"].item() == pytest.approx(5 * 0.1 ** 2)
-    assert losses["object"].item() == pytest.approx((0.5 - 31 / 41) ** 2)
-    # predictor 0 (confidence 0.5) now counts as no object: 0.5 * (0.5^2 + 0.2^2 + 0.4^2)
-    assert losses["no_object"].item() == pytest.approx(0.225)
+    assert losses["coord"].item() == pytest.approx(5 * 0.1 ** 2 / 2)
+    assert losses["object"].item() == pytest.approx((0.5 - 31 / 41) ** 2 / 2)
+    # predictor 0 (confidence 0.5) now counts as no object: 0.5 * (0.5^2 + 0.2^2 + 0.4^2) / 2
+    assert losses["no_object"].item() == pytest.approx(0.1125)
 
 
-def test_without_overlap_the_nearest_predictor_is_responsible():
-    encoded, grid = hand_case()
-    # truth (10, 20, 46, 84); predictor 0: a 1 px box at (0, 50); predictor 1: a 9 px box at
-    # (5, 52), (0.5, 47.5, 9.5, 56.5), nearer (squared corner distances 0.29 against 0.42 in
-    # image units), neither overlapping it
-    grid[0, 1, 0, :4] = torch.tensor([0.0, 0.0, 0.1, 0.1])
-    grid[0, 1, 0, 5:9] = torch.tensor([0.1, encoded[0, 1, 0, 1], 0.3, 0.3])
+def test_without_overlap_the_predictor_of_least_rmse_is_responsible():
+    # 2x2 grid over 100 px, 50 px cells: the object (20, 70, 30, 80), centre (25, 75) in cell
+    # row 1, column 0 at offsets (0.5, 0.5), 10 x 10 px: w = h = 0.1 of the image
+    encoded = encode([target([[20, 70, 30, 80]], [1])], 2, 100, 2)
+    grid = torch.zeros(1, 2, 2, 12)
+    # predictor 0: 2 x 2 px at (25, 68.5), i.e. (24, 67.5, 26, 69.5), just above the object;
+    # predictor 1: 10 x 10 px at (36, 75), i.e. (31, 70, 41, 80), just right of it. Neither
+    # overlaps it. darknet's box_rmse (centre offsets / 2 cells, sizes w and h):
+    #   predictor 0: sqrt(0.065^2 + 0.08^2 + 0.08^2) = sqrt(0.017025) = 0.130
+    #   predictor 1: sqrt(0.11^2)                                      = 0.110   <- responsible
+    # while squared corner distances (image units) would choose predictor 0:
+    #   predictor 0: 0.04^2 + 0.025^2 + 0.04^2 + 0.105^2 = 0.01485
+    #   predictor 1: 0.11^2 + 0 + 0.11^2 + 0              = 0.0242
+    grid[0, 1, 0, :5] = torch.tensor([0.5, 0.37, math.sqrt(0.02), math.sqrt(0.02), 0.4])
+    grid[0, 1, 0, 5:10] = torch.tensor([0.72, 0.5, math.sqrt(0.1), math.sqrt(0.1), 0.3])
+    grid[0, 1, 0, 11] = 1.0
+    grid.requires_grad_()
     losses = yolo_loss(grid, encoded)
-    # predictor 1's squared error: (0.1 - 0.56)^2 + 0 + (0.3 - 0.6)^2 + (0.3 - 0.8)^2 = 0.5516
-    assert losses["coord"].item() == pytest.approx(5 * 0.5516)
-    assert losses["object"].item() == pytest.approx(0.3 ** 2)   # its confidence, target IoU 0
+    assert losses["coord"].item() == pytest.approx(5 * 0.22 ** 2 / 2)   # x off by 0.22 cell
+    assert losses["object"].item() == pytest.approx(0.3 ** 2 / 2)       # target IoU 0
+    assert losses["no_object"].item() == pytest.approx(0.5 * 0.4 ** 2 / 2)
+    sum(losses.values()).backward()
+    assert grid.grad[0, 1, 0, 5] != 0 and not grid.grad[0, 1, 0, :4].any()
 
 
 def test_loss_is_finite_for_degenerate_inputs():
@@ -265,29 +330,28 @@ def test_loss_is_finite_for_degenerate_inputs():
         target([], []),
         target([[112, 112, 112, 112], [0, 50, 0, 60]], [3, 4]),
     ]
-    losses = model(torch.rand(3, 3, 112, 112), targets)
+    losses = model.loss(torch.rand(3, 3, 112, 112), *pad_targets(targets))
     sum(losses.values()).backward()
     assert all(torch.isfinite(loss) for loss in losses.values())
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
     # raw predictions with negative sqrt(w), sqrt(h) and confidences, and an all-empty batch
     grid = (torch.randn(3, 7, 7, 30) * 3 - 2).requires_grad_()
-    all_empty = [target([], [])]
-    for encoded in (encode_targets(targets, 7, 112, 20), encode_targets(all_empty, 7, 112, 20)):
+    for encoded in (encode(targets, 7, 112), encode([target([], [])], 7, 112)):
         losses = yolo_loss(grid[:len(encoded)], encoded)
         sum(losses.values()).backward()
         assert all(torch.isfinite(loss) for loss in losses.values())
         assert torch.isfinite(grid.grad).all()
 
 
-def test_training_forward_needs_no_host_sync():
+def test_the_training_loss_needs_no_host_sync():
     # on the meta device tensors have no values: .item(), branching on a value or a shape that
     # depends on the data (boolean masks, nonzero) raise, as they would sync a GPU each step
     with torch.device("meta"):
         model = build_yolo("tiny")
-        targets = [{"boxes": torch.rand(3, 4), "labels": torch.zeros(3, dtype=torch.int64)},
-                   {"boxes": torch.rand(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}]
-        losses = model(torch.rand(2, 3, 112, 112), targets)
+        boxes = torch.rand(2, 3, 4)
+        labels = torch.zeros(2, 3, dtype=torch.int64)
+        losses = model.loss(torch.rand(2, 3, 112, 112), boxes, labels)
         sum(losses.values()).backward()
     assert model.fc2.weight.grad.shape == model.fc2.weight.shape
     with pytest.raises(NotImplementedError):   # the check has teeth: inference selects by value
@@ -301,8 +365,8 @@ def test_loss_does_not_depend_on_the_batch_size():
     images = torch.rand(2, 3, 112, 112)
     targets = [target([[10, 20, 50, 60], [60, 60, 100, 110]], [3, 8]), target([], [])]
     with torch.no_grad():
-        once = model(images, targets)
-        twice = model(torch.cat([images, images]), targets + targets)
+        once = model.loss(images, *pad_targets(targets))
+        twice = model.loss(torch.cat([images, images]), *pad_targets(targets + targets))
     assert sum(once.values()).item() > 0
     for name in once:
         assert twice[name].item() == pytest.approx(once[name].item(), rel=1e-5)
@@ -333,19 +397,20 @@ def test_inference_suppresses_overlaps_of_one_class_only():
 def test_inference_threshold_clipping_and_negative_outputs():
     grid = torch.zeros(1, 7, 7, 30)
     put_box(grid, 0, 0, 0, (10, 10), 100, 0.1, label=2)
-    grid[0, 0, 0, 10 + 2] = 0.04                             # score 0.004 < 0.005: dropped
+    grid[0, 0, 0, 10 + 2] = 0.009                            # score 0.0009 < 0.001: dropped
     put_box(grid, 6, 6, 0, (440, 440), 100, 0.1, label=3)
-    grid[0, 6, 6, 10 + 3] = 0.06                             # score 0.006: kept
+    grid[0, 6, 6, 10 + 3] = 0.011                            # score 0.0011: kept
+    grid[0, 6, 6, 2:4] *= -1                                 # sqrt(w), sqrt(h) squared as they are
     put_box(grid, 3, 3, 0, (224, 224), 100, -0.5, label=4)
     grid[0, 3, 3, 10 + 4] = -0.5                             # two negatives: no detection
     detections = detections_from_grid(grid, 448)[0]
-    assert SCORE_THRESHOLD == 0.005
+    assert SCORE_THRESHOLD == 0.001   # darknet's validate_yolo
     assert detections["labels"].tolist() == [3]
-    assert detections["scores"].tolist() == pytest.approx([0.006])
+    assert detections["scores"].tolist() == pytest.approx([0.0011])
     assert torch.allclose(detections["boxes"], torch.tensor([[390.0, 390, 448, 448]]))   # clipped
 
 
-def test_inference_keeps_the_100_highest_scores():
+def test_inference_keeps_every_detection_above_the_threshold():
     generator = torch.Generator().manual_seed(0)
     grid = torch.zeros(1, 7, 7, 30)
     grid[..., [0, 5]] = torch.tensor([0.25, 0.75])          # two 1 px boxes 32 px apart per cell
@@ -353,11 +418,35 @@ def test_inference_keeps_the_100_highest_scores():
     grid[..., [2, 3, 7, 8]] = 0.05
     grid[..., [4, 9]] = torch.rand(1, 7, 7, 2, generator=generator) * 0.9 + 0.1
     grid[..., 10:] = torch.rand(1, 7, 7, 20, generator=generator) * 0.9 + 0.1
-    # 98 distinct boxes x 20 classes = 1960 detections survive the suppression
+    # 98 distinct boxes x 20 classes = 1960 detections survive the suppression: no cap (darknet's
+    # validate_yolo has none), highest score first
     scores = (grid[..., [4, 9], None] * grid[..., None, 10:]).flatten()
     detections = detections_from_grid(grid, 448)[0]
-    assert len(detections["scores"]) == 100
-    assert torch.allclose(detections["scores"], scores.sort(descending=True).values[:100])
+    assert len(detections["scores"]) == 1960
+    assert torch.allclose(detections["scores"], scores.sort(descending=True).values)
+
+
+def test_the_paper_recipe_is_one_run_of_600_epochs():
+    args = train_yolo.parse_args([])
+    assert train_yolo.parse_args(["--epochs", "600"]).out == args.out == "runs/voc2007/yolo"
+    assert (args.epochs, args.batch_size, args.lr) == (600, 64, 1e-2)
+    assert args.milestones == [333, 467]   # 75/135 and 105/135 of 600 epochs
+    # darknet's burn-in (cfg/yolov1.cfg): a tenth of the peak rising to it over 600 iterations
+    assert (args.warmup_iters, args.warmup_lr, args.warmup_shape) == (600, 1e-3, "linear")
+
+
+@pytest.mark.parametrize("argv, hidden", [
+    ([], 4096), (["--recipe", "report"], 496), (["--model", "tiny"], 256),
+    (["--recipe", "report", "--model", "tiny"], 256), (["--model", "darknet", "--hidden", "8"], 8),
+])
+def test_the_hidden_width_follows_the_recipe(argv, hidden):
+    args = train_yolo.parse_args(argv)
+    assert args.hidden == hidden
+    with torch.device("meta"):
+        model = train_yolo.build_model(args)
+    assert model.fc1.out_features == hidden
+    if argv == ["--recipe", "report"]:   # the tutorial's Darknet, parameter for parameter
+        assert count(model) == 85_787_534
 
 
 def generated_scenes(count, size, generator):

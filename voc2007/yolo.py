@@ -1,10 +1,11 @@
 """YOLOv1 (Redmon et al., 2016, "You Only Look Once: Unified, Real-Time Object Detection"): the
-network on three backbones, the loss of the paper's equation 3, the encoding of ground-truth
-boxes into the 7x7 grid and the decoding of a grid into detections.
+network on three backbones, the loss of the paper's equation 3 as darknet computes its gradient,
+the encoding of ground-truth boxes into the 7x7 grid and the decoding of a grid into detections.
 
 Report 000 section 5.3 ("Pascal VOC 2007 Performance (YOLOv1)") trained a tutorial's YOLOv1
 and overfit: train mAP 96%, test 2.6%. This is the paper's model; what differs is said where
-it differs.
+it differs. The reference code is pjreddie's darknet: src/detection_layer.c (the loss),
+src/data.c fill_truth_region (the targets), examples/yolo.c validate_yolo (the mAP runs).
 
 A grid is a tensor (B, S, S, 5 * K + C): image b, row i (y), column j (x), then per cell K box
 predictors of five numbers each, (x, y, sqrt(w), sqrt(h), confidence), followed by the cell's C
@@ -25,12 +26,12 @@ GRID = 7               # S: the image is divided into S x S cells
 BOXES_PER_CELL = 2     # K (the paper's B)
 LAMBDA_COORD = 5.0
 LAMBDA_NOOBJ = 0.5
-# Low on purpose: VOC's mAP integrates precision over the whole recall range, so the
-# low-confidence detections that add recall count; a display threshold (darknet's demo uses
-# 0.2) would cut the curve short and lower the mAP.
-SCORE_THRESHOLD = 0.005
+# darknet's validate_yolo (examples/yolo.c), which wrote the paper's VOC results: scores above
+# 0.001, per-class NMS at IoU 0.5, no cap on the detections per image. Low on purpose: VOC's mAP
+# integrates precision over the whole recall range, so the low-confidence detections that add
+# recall count; a display threshold (darknet's demo uses 0.2) would cut the curve short.
+SCORE_THRESHOLD = 0.001
 NMS_IOU = 0.5
-MAX_DETECTIONS = 100
 
 BACKBONES = ("darknet", "resnet50", "vgg16", "tiny")
 # the input side each backbone takes: GRID times its total stride (64 with the detection head)
@@ -101,13 +102,16 @@ class YOLOv1(nn.Module):
 
     Backbones (build_yolo) and parameter counts with 20 classes:
     - darknet, 448 px: the paper's 24 convolutional layers and two fully connected layers
-      (4096 hidden): 271,716,734 parameters (271,703,550 without batch norm).
+      (4096 hidden): 271,716,734 parameters (271,703,550 without batch norm). With the
+      496-wide hidden layer of the report's tutorial (train_yolo.py --recipe report):
+      85,787,534, the tutorial's own count (its convolutions also have batch norm, no bias).
     - resnet50 / vgg16, 448 px: torchvision's ImageNet feature layers (ResNet-50's layer4 gives
       2048 x 14 x 14, VGG-16's features 512 x 14 x 14) followed by the paper's detection head:
       its last four convolutions, the second with stride 2 (14 -> 7, as in the paper, whose
       first 20 layers also end at 14 x 14), and the two fully connected layers. resnet50:
-      282,249,726 parameters; vgg16: 259,300,606. Their backbones start from ImageNet through
-      common.nets.load_initial_weights (imagenet_arch, imagenet_name).
+      282,249,726 parameters (96,320,526 with 496 hidden); vgg16: 259,300,606 (73,371,406).
+      Their backbones start from ImageNet through common.nets.load_initial_weights
+      (imagenet_arch, imagenet_name).
     - tiny, 112 px: four 3x3 stride-2 convolutions (16-32-64-64), no detection convolutions,
       a 256-wide hidden layer: 1,241,550 parameters. For tests and CPU experiments.
 
@@ -121,7 +125,15 @@ class YOLOv1(nn.Module):
       overfitting). Convolutions are He-initialised (the paper does not say).
     - the images are normalised with ImageNet's mean and std inside the model (the loop feeds
       [0, 1] images), which the torchvision backbones expect.
+
+    Training: model.loss(images, boxes, labels) on padded batches; inference: model(images) in
+    eval mode, a list of detections per image.
     """
+
+    # darknet decays weights only (update_convolutional_layer and update_connected_layer scale
+    # l.weights by the decay, never l.biases nor the batch-norm scales): common.engine gives
+    # one-dimensional parameters a weight decay of 0
+    decays_weights_only = True
 
     def __init__(self, backbone, backbone_channels, *, image_size, detection_head=True,
                  hidden=4096, dropout=0.5, num_classes=20, batch_norm=True, imagenet_arch=None):
@@ -159,23 +171,21 @@ class YOLOv1(nn.Module):
         cell_outputs = 5 * self.boxes_per_cell + self.num_classes
         return self.fc2(x).view(-1, self.grid, self.grid, cell_outputs)
 
-    def forward(self, images, targets=None):
-        """With targets (a list of {"boxes" xyxy pixels, "labels"}): the loss terms (yolo_loss).
-        Without: a list of {"boxes", "scores", "labels"} per image (detections_from_grid)."""
-        grid = self.predict_grid(images).float()   # the loss and decoding in float32 under autocast
-        if targets is not None:
-            encoded = encode_targets(targets, self.grid, self.image_size, self.num_classes)
-            return yolo_loss(grid, encoded, self.boxes_per_cell)
+    def forward(self, images):
+        """Detections for images (B, 3, S, S) in [0, 1]: a list of {"boxes" (D, 4) xyxy pixels
+        of the S x S input, "scores", "labels"} per image (detections_from_grid)."""
+        grid = self.predict_grid(images).float()   # decoded in float32 under autocast
         return detections_from_grid(grid, self.image_size, self.boxes_per_cell)
 
     def loss(self, images, boxes, labels):
-        """The training loss terms for images (B, 3, S, S) in [0, 1] and padded targets: boxes
-        float32 (B, M, 4) XYXY pixels, labels int64 (B, M), -1 marking padding
-        (voc2007.data.pad_targets)."""
-        valid = labels >= 0
-        targets = [{"boxes": image_boxes[keep], "labels": image_labels[keep]}
-                   for image_boxes, image_labels, keep in zip(boxes, labels, valid)]
-        return self(images, targets)
+        """The training loss terms (yolo_loss, a dict of scalars whose sum is the loss) for
+        images (B, 3, S, S) in [0, 1] and padded targets: boxes float32 (B, M, 4) xyxy in
+        continuous pixels of the S x S input, labels int64 (B, M), -1 marking padding
+        (voc2007.data.pad_targets). Static shapes and no host sync: it can be captured in a
+        CUDA graph."""
+        grid = self.predict_grid(images).float()   # the loss in float32 under autocast
+        encoded = encode_targets(boxes, labels, self.grid, self.image_size, self.num_classes)
+        return yolo_loss(grid, encoded, self.boxes_per_cell)
 
     def imagenet_name(self, name):
         """Where a tensor of torchvision's ImageNet state dict goes in this model (None: the
@@ -222,58 +232,55 @@ def build_yolo(backbone, image_size=None, dropout=0.5, num_classes=20, batch_nor
     return YOLOv1(tiny_features(batch_norm), 64, detection_head=False, **options)
 
 
-def encode_targets(targets, grid, image_size, num_classes):
+def encode_targets(boxes, labels, grid, image_size, num_classes):
     """The ground truth as a grid (B, S, S, 5 + C): (x, y, sqrt(w), sqrt(h), object, one-hot
     class) in the cell holding each box's centre, zeros elsewhere (see the module docstring).
 
-    targets: a list of B dicts with "boxes" (N, 4) xyxy in pixels of the image_size square and
-    "labels" (N,) in 0..C-1. Built with tensor ops on the boxes' device, no host sync.
-    Two centres in one cell: the cell keeps the larger box (by area; of equal areas, the one
-    listed last), as the paper's grid holds one object per cell (its darknet code keeps the
-    first of the shuffled boxes; the larger is the choice that does not depend on order).
+    boxes: float (B, M, 4) xyxy in continuous pixels of the image_size square; labels: int64
+    (B, M) in 0..C-1, -1 marking padding (voc2007.data.pad_targets). Static shapes, tensor ops
+    on the boxes' device, no host sync.
+    Two centres in one cell: the first listed box wins, as in darknet (src/data.c,
+    fill_truth_region skips a box whose cell is taken, after randomize_boxes shuffled them);
+    the data pipeline lists each image's boxes in a random order drawn from the sample's seeded
+    generator, so colliding objects take turns across epochs. Padding never wins a cell.
     """
-    batch = len(targets)
-    boxes = torch.cat([target["boxes"] for target in targets]).float()
-    labels = torch.cat([target["labels"] for target in targets])
-    image_of_box = torch.cat([torch.full((len(target["boxes"]),), index, device=boxes.device)
-                              for index, target in enumerate(targets)])
-    centres = (boxes[:, :2] + boxes[:, 2:]) / 2 / image_size * grid   # in cells
-    sizes = (boxes[:, 2:] - boxes[:, :2]).clamp(min=0) / image_size   # relative to the image
-    cells = centres.floor().clamp(0, grid - 1)                     # (column, row)
+    batch, count = labels.shape
+    boxes = boxes.float()
+    cells_per_image = grid * grid
+    centres = (boxes[..., :2] + boxes[..., 2:]) / 2 / image_size * grid   # in cells
+    sizes = (boxes[..., 2:] - boxes[..., :2]).clamp(min=0) / image_size   # relative to the image
+    cells = centres.floor().clamp(0, grid - 1)                            # (column, row)
     offsets = centres - cells
-    cell_index = (image_of_box * grid + cells[:, 1].long()) * grid + cells[:, 0].long()
+    image_of_box = torch.arange(batch, device=boxes.device).unsqueeze(1)
+    cell_index = (image_of_box * grid + cells[..., 1].long()) * grid + cells[..., 0].long()
 
-    # one box per cell: rank boxes by area (stable, so the later of equal areas ranks higher);
-    # a box wins its cell if it has the cell's highest rank
-    count = len(boxes)
-    numbers = torch.arange(count, device=boxes.device)
-    order = torch.argsort(sizes.prod(1), stable=True)
-    rank = torch.empty_like(order).scatter_(0, order, numbers)
-    best = torch.full((batch * grid * grid,), -1, dtype=torch.long, device=boxes.device)
-    best = best.scatter_reduce(0, cell_index, rank, "amax")
-    winner = best[cell_index] == rank
+    # a cell's winner is its valid box of the lowest number b * M + m (images share no cell);
+    # B * M, the number of an all-zero row appended to the values, stands for none
+    numbers = torch.arange(batch * count, device=boxes.device).view(batch, count)
+    nobody = batch * count
+    priority = torch.where(labels >= 0, numbers, nobody)
+    winner = torch.full((batch * cells_per_image,), nobody, dtype=torch.long,
+                        device=boxes.device)
+    winner = winner.scatter_reduce(0, cell_index.flatten(), priority.flatten(), "amin")
 
-    values = torch.cat([offsets, sizes.sqrt(), torch.ones_like(offsets[:, :1]),
-                        F.one_hot(labels, num_classes).float()], dim=1)
-    # losers write into rows of their own past the grid, dropped after: no duplicate index,
-    # no boolean indexing with a data-dependent shape
-    rows = torch.where(winner, cell_index, batch * grid * grid + numbers)
-    encoded = boxes.new_zeros(batch * grid * grid + count, 5 + num_classes)
-    encoded.index_copy_(0, rows, values)
-    return encoded[:batch * grid * grid].view(batch, grid, grid, 5 + num_classes)
+    one_hot = (labels.unsqueeze(-1) == torch.arange(num_classes, device=labels.device)).float()
+    values = torch.cat([offsets, sizes.sqrt(), torch.ones_like(offsets[..., :1]), one_hot], -1)
+    values = torch.cat([values.flatten(0, 1), values.new_zeros(1, 5 + num_classes)])
+    return values[winner].view(batch, grid, grid, 5 + num_classes)
 
 
 def decode_grid(grid, image_size, boxes_per_cell=BOXES_PER_CELL):
     """Split a grid (predictions, or encoded targets with boxes_per_cell=1) into boxes
     (B, S, S, K, 4) xyxy in pixels of the image_size square, confidences (B, S, S, K) and class
-    probabilities (B, S, S, C). A negative sqrt(w) or sqrt(h) decodes to zero size."""
+    probabilities (B, S, S, C). sqrt(w) and sqrt(h) are squared as they are, as darknet does
+    (src/detection_layer.c): a negative one gives a positive size."""
     cells = grid.shape[1]
     predictors = grid[..., :5 * boxes_per_cell].unflatten(-1, (boxes_per_cell, 5))
     index = torch.arange(cells, device=grid.device, dtype=grid.dtype)
     centre_x = (predictors[..., 0] + index.view(1, 1, cells, 1)) / cells
     centre_y = (predictors[..., 1] + index.view(1, cells, 1, 1)) / cells
-    width = predictors[..., 2].clamp(min=0).square()
-    height = predictors[..., 3].clamp(min=0).square()
+    width = predictors[..., 2].square()
+    height = predictors[..., 3].square()
     boxes = torch.stack([centre_x - width / 2, centre_y - height / 2,
                          centre_x + width / 2, centre_y + height / 2], dim=-1) * image_size
     return boxes, predictors[..., 4], grid[..., 5 * boxes_per_cell:]
@@ -290,11 +297,23 @@ def paired_box_iou(boxes1, boxes2):
     return intersection / (area1 + area2 - intersection).clamp(min=1e-12)
 
 
+def box_rmse(predictors, encoded):
+    """darknet's box_rmse (src/box.c) between each predictor (B, S, S, K, 5) and its cell's
+    object (encoded, B, S, S, 5 + C), as forward_detection_layer calls it: the centre offsets
+    divided by the grid size (image units), the width and height as sizes (the squared sqrt
+    outputs). (B, S, S, K)."""
+    cells = encoded.shape[1]
+    truth = encoded[..., None, :4]
+    centre = (predictors[..., :2] - truth[..., :2]) / cells
+    size = predictors[..., 2:4].square() - truth[..., 2:4].square()
+    return torch.cat([centre, size], -1).square().sum(-1).sqrt()
+
+
 def yolo_loss(grid, encoded, boxes_per_cell=BOXES_PER_CELL, lambda_coord=LAMBDA_COORD,
               lambda_noobj=LAMBDA_NOOBJ):
     """The paper's equation 3 for predictions `grid` (B, S, S, 5K + C, float32) and encoded
     targets (B, S, S, 5 + C), as a dict of weighted terms whose sum is the loss, each summed over
-    the cells and divided by B (the learning rate then does not depend on the batch size):
+    the cells and divided by B:
       coord      lambda_coord * squared errors of x, y, sqrt(w), sqrt(h) of responsible predictors
       object     squared error of responsible predictors' confidence against their IoU with the
                  object (detached: a target, not a path for gradients)
@@ -302,10 +321,16 @@ def yolo_loss(grid, encoded, boxes_per_cell=BOXES_PER_CELL, lambda_coord=LAMBDA_
                  empty cells and the other predictors of object cells)
       class      squared error of the class probabilities against the one-hot class, in cells
                  holding an object
-    A cell's responsible predictor is the one whose box has the highest IoU with the object;
-    when none overlaps it, the one nearest to it (as in the paper's darknet code), rather than
-    always the first. Predictions of sqrt(w), sqrt(h) enter squared errors directly, so no
-    square root of a prediction is taken, and every term stays finite for finite predictions.
+    Every squared error is halved, lambda / 2 * (t - o)^2, whose gradient is darknet's delta
+    lambda * (t - o) (src/detection_layer.c, forward_detection_layer) with the opposite sign;
+    darknet sums the deltas of a batch and divides the learning rate by the batch, we average
+    the loss over the B images: so one learning rate takes the same step here as in darknet
+    and the paper (whose equation 3 omits the 1/2 that its code has). The rate does not depend
+    on the batch size.
+    A cell's responsible predictor is, as in darknet, the one whose box has the highest IoU with
+    the object; when none overlaps it, the one of the lowest box_rmse (the first of equals).
+    Predictions of sqrt(w), sqrt(h) enter squared errors directly, so no square root of a
+    prediction is taken, and every term stays finite for finite predictions.
     """
     batch = grid.shape[0]
     predictors = grid[..., :5 * boxes_per_cell].unflatten(-1, (boxes_per_cell, 5))
@@ -314,29 +339,29 @@ def yolo_loss(grid, encoded, boxes_per_cell=BOXES_PER_CELL, lambda_coord=LAMBDA_
         predicted_boxes, _, _ = decode_grid(grid, 1.0, boxes_per_cell)   # relative to the image
         true_boxes, _, _ = decode_grid(encoded, 1.0, 1)
         ious = paired_box_iou(predicted_boxes, true_boxes)               # (B, S, S, K)
-        distances = (predicted_boxes - true_boxes).square().sum(-1)
-        affinity = torch.where(ious.amax(-1, keepdim=True) > 0, ious, -distances)
+        overlaps = ious.amax(-1, keepdim=True) > 0
+        affinity = torch.where(overlaps, ious, -box_rmse(predictors, encoded))
         responsible = F.one_hot(affinity.argmax(-1), boxes_per_cell) * has_object.unsqueeze(-1)
 
     coordinate_errors = (predictors[..., :4] - encoded[..., None, :4]).square().sum(-1)
     confidences = predictors[..., 4]
     class_errors = (grid[..., 5 * boxes_per_cell:] - encoded[..., 5:]).square().sum(-1)
+    half_mean = 0.5 / batch
     return {
-        "coord": lambda_coord * (responsible * coordinate_errors).sum() / batch,
-        "object": (responsible * (confidences - ious).square()).sum() / batch,
-        "no_object": lambda_noobj * ((1 - responsible) * confidences.square()).sum() / batch,
-        "class": (has_object * class_errors).sum() / batch,
+        "coord": lambda_coord * half_mean * (responsible * coordinate_errors).sum(),
+        "object": half_mean * (responsible * (confidences - ious).square()).sum(),
+        "no_object": lambda_noobj * half_mean * ((1 - responsible) * confidences.square()).sum(),
+        "class": half_mean * (has_object * class_errors).sum(),
     }
 
 
 def detections_from_grid(grid, image_size, boxes_per_cell=BOXES_PER_CELL,
-                         score_threshold=SCORE_THRESHOLD, nms_iou=NMS_IOU,
-                         max_detections=MAX_DETECTIONS):
+                         score_threshold=SCORE_THRESHOLD, nms_iou=NMS_IOU):
     """Detections per image from predictions (B, S, S, 5K + C): class-specific scores
     confidence x class probability for each predictor and class, those above score_threshold,
-    boxes clipped to the image, per-class non-maximum suppression at nms_iou, the
-    max_detections highest. A list of B dicts {"boxes" (D, 4) xyxy pixels, "scores" (D,),
-    "labels" (D,) int64}.
+    boxes clipped to the image, per-class non-maximum suppression at nms_iou, all that remain
+    (darknet's validate_yolo caps nothing), highest score first. A list of B dicts
+    {"boxes" (D, 4) xyxy pixels, "scores" (D,), "labels" (D,) int64}.
 
     The last layer is linear, so a confidence or a probability can come out negative; both are
     floored at 0 first, so that two negatives never multiply into a confident detection.
@@ -350,7 +375,7 @@ def detections_from_grid(grid, image_size, boxes_per_cell=BOXES_PER_CELL,
     for image_boxes, image_scores in zip(boxes, scores):
         predictor, labels = torch.nonzero(image_scores > score_threshold, as_tuple=True)
         kept_boxes, kept_scores = image_boxes[predictor], image_scores[predictor, labels]
-        keep = batched_nms(kept_boxes, kept_scores, labels, nms_iou)[:max_detections]
+        keep = batched_nms(kept_boxes, kept_scores, labels, nms_iou)
         detections.append({"boxes": kept_boxes[keep], "scores": kept_scores[keep],
                            "labels": labels[keep]})
     return detections
