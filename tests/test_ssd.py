@@ -431,3 +431,32 @@ def test_tiny_ssd_overfits_a_handful_of_images():
     torch.manual_seed(0)
     result = memorised_map(build_ssd("tiny", num_classes=len(COLOURS)), images, targets, 200)
     assert result["map"] >= 0.9, result["ap"]
+
+
+def test_recipes_report_and_paper():
+    """--recipe report (the default: make voc2007-ssd) and --recipe paper (make
+    voc2007-ssd-paper): Liu et al. 2016 at batch 32, lr 1e-3, 40k + 10k + 10k iterations,
+    here 383 epochs of VOC 2007 trainval's 5,011 images, 156 steps each (the last partial
+    batch dropped)."""
+    from voc2007 import train_ssd
+    from voc2007.data import FULL_SIZES
+    report = train_ssd.parse_args([])
+    assert (report.recipe, report.out) == ("report", "runs/voc2007/ssd")
+    assert (report.batch_size, report.lr, report.epochs, report.pretrained) == (8, 3e-3, 383, True)
+    paper = train_ssd.parse_args(["--recipe", "paper"])
+    assert (paper.recipe, paper.out, paper.model) == ("paper", "runs/voc2007/ssd-paper", "ssd300")
+    assert (paper.optimizer, paper.batch_size, paper.lr, paper.momentum, paper.weight_decay) == (
+        "sgd", 32, 1e-3, 0.9, 5e-4)
+    assert (paper.scheduler, paper.gamma, paper.pretrained, paper.augment) == (
+        "multistep", 0.1, True, "paper")
+    steps = FULL_SIZES["trainval"] // paper.batch_size
+    iterations = [epoch * steps for epoch in [*paper.milestones, paper.epochs]]
+    assert (steps, iterations) == (156, [39_780, 49_764, 59_748])
+    for ours, papers in zip(iterations, (40_000, 50_000, 60_000)):
+        assert abs(ours - papers) / papers < 0.01
+    assert (paper.warmup_iters, paper.warmup_lr, paper.warmup_shape) == (1000, 1e-4, "linear")
+    assert train_ssd.parse_args(["--recipe", "paper", "--model", "tiny"]).out == \
+        "runs/voc2007/ssd-paper-tiny"
+    assert train_ssd.parse_args(["--recipe", "paper", "--batch-size", "8"]).lr == 1e-3
+    with pytest.raises(SystemExit):
+        train_ssd.parse_args(["--recipe", "caffe"])

@@ -13,23 +13,24 @@ input normalisation, the box encoding (`encode_boxes` with BoxCoder's weights 10
 variances 0.1/0.2) and the inference (score 0.01, 400 candidates per class, NMS 0.45, 200
 detections per image).
 
-Ours: the training loss, `VOCSSD.loss`, which is torchvision's (the matching of SSD.forward
-and SSD.compute_loss: a default box takes the box it overlaps most if their IoU is at least
-0.5, and each box takes the default box it overlaps most; smooth L1 on the matched default
-boxes' offsets; softmax cross-entropy on them and on 3 times as many background boxes of
-highest loss per image, hard negative mining; both divided by the batch's number of matched
-default boxes, as Caffe's normalization VALID) computed for the whole padded batch at once:
-static shapes, no host sync, so that a CUDA graph can capture the training step, where
-torchvision loops over the images and indexes with boolean masks. tests/test_ssd.py checks it
-equals torchvision's loss on random inputs (to a relative 1e-5). Its default boxes are made
-once, on the first call, in float32. Ours too: the VOC default boxes (torchvision's builder
-`ssd300_vgg16` has COCO's), the label shift (VOC labels 0..19 outside, torchvision's 1..20
-inside, where 0 is the background), the ImageNet tensor names for
-common.nets.load_initial_weights, float32 head outputs under autocast (so that the losses, the
-box decoding and NMS run in float32), and a tiny configuration for tests. Inference makes the
-default boxes at each call in the dtype of the first feature map, which is float32 for SSD300
-(the L2-normalised conv4_3 times its float32 scale) and, for the tiny configuration, bf16 on
-grids that bf16 holds exactly (multiples of 1/16).
+The training loss, `VOCSSD.loss`, is torchvision's (SSD.forward's matching: a default box
+takes the box it overlaps most if their IoU is at least 0.5, and each box takes the default
+box it overlaps most; SSD.compute_loss: smooth L1 on the matched default boxes' offsets,
+softmax cross-entropy on them and on 3 times as many background boxes of highest loss per
+image, hard negative mining; both divided by the batch's number of matched default boxes, as
+Caffe's normalization VALID), computed by us for the whole padded batch at once, with static
+shapes and no host sync, so that a CUDA graph can capture the training step; torchvision loops
+over the images and indexes with boolean masks. tests/test_ssd.py checks that it equals
+torchvision's loss on random inputs (to a relative 1e-5). It makes the default boxes once, on
+its first call, in float32.
+
+Ours too: the VOC default boxes (torchvision's builder `ssd300_vgg16` has COCO's), the label
+shift (VOC labels 0..19 outside, torchvision's 1..20 inside, where 0 is the background), the
+ImageNet tensor names for common.nets.load_initial_weights, float32 head outputs under autocast
+(so that the losses, the box decoding and NMS run in float32), and a tiny configuration for
+tests. Inference makes the default boxes at each call in the dtype of the first feature map,
+which is float32 for SSD300 (the L2-normalised conv4_3 times its float32 scale) and, for the
+tiny configuration, bf16 on grids that bf16 holds exactly (multiples of 1/16).
 
 Checked against the paper and its Caffe configuration (weiliu89/caffe, examples/ssd/
 ssd_pascal.py), and the same: default box scales (min sizes 30, 60, 111, 162, 213, 264 px, max
