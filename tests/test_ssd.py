@@ -1,16 +1,19 @@
 """SSD300 in the paper's VOC configuration (voc2007/ssd.py): default boxes, settings, output
-formats, the label shift, the ImageNet weight mapping, and a tiny SSD that overfits."""
+formats, the batched loss against torchvision's, the label shift, the ImageNet weight mapping,
+and a tiny SSD that overfits."""
 import math
 
 import pytest
 import torch
 from torchvision.models import vgg16
 from torchvision.models.detection.image_list import ImageList
+from torchvision.models.detection.ssd import SSD
 from torchvision.ops import box_iou
 
 from common.errors import UserError
 from common.nets import load_initial_weights
 from conftest import memorised_map
+from voc2007.data import pad_targets
 from voc2007.ssd import CONFIGS, build_ssd
 
 # torchvision's COCO ssd300_vgg16 (91 classes) has 35,641,826 parameters; 70 classes fewer
@@ -68,15 +71,21 @@ def test_paper_settings(ssd300):
     assert all(parameter.requires_grad for parameter in model.parameters())   # nothing frozen
 
 
+def default_boxes(model):
+    """torchvision's default boxes (A, 4) of an SSD300 or tiny SSD, from its generator."""
+    size = model.image_size
+    sides = {300: (38, 19, 10, 5, 3, 1), 64: (8, 4, 2)}[size]
+    image_list = ImageList(torch.zeros(1, 3, size, size), [(size, size)])
+    return model.anchor_generator(image_list, [torch.zeros(1, 1, side, side) for side in sides])[0]
+
+
 def test_default_boxes_voc_scales(ssd300):
     generator = ssd300.anchor_generator
     assert generator.scales == [0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05]
     assert generator.aspect_ratios == [[2], [2, 3], [2, 3], [2, 3], [2], [2]]
     assert generator.steps == [8, 16, 32, 64, 100, 300]
     assert generator.num_anchors_per_location() == [4, 6, 6, 6, 4, 4]
-    image_list = ImageList(torch.zeros(1, 3, 300, 300), [(300, 300)])
-    maps = [torch.zeros(1, 1, side, side) for side in (38, 19, 10, 5, 3, 1)]
-    boxes = generator(image_list, maps)[0]
+    boxes = default_boxes(ssd300)
     assert boxes.shape == (8732, 4)   # 38^2*4 + 19^2*6 + 10^2*6 + 5^2*6 + 3^2*4 + 4
 
     def around(centre, width, height):
@@ -111,7 +120,7 @@ def test_ssd300_training_and_eval_formats(ssd300):
                  lambda module, inputs, output: seen.update(head=output))]
     try:
         model.train()
-        losses = model(images, targets)
+        losses = model.loss(images, *pad_targets(targets))
         model.eval()
         with torch.no_grad():
             detections = model(images)
@@ -120,6 +129,8 @@ def test_ssd300_training_and_eval_formats(ssd300):
             hook.remove()
     assert set(losses) == {"bbox_regression", "classification"}
     assert all(loss.dim() == 0 and torch.isfinite(loss) and loss > 0 for loss in losses.values())
+    assert torch.equal(model.default_boxes, default_boxes(model))   # kept from the loss call
+    assert "default_boxes" not in model.state_dict()
     assert [tuple(m.shape[1:]) for m in seen["maps"]] == [
         (512, 38, 38), (1024, 19, 19), (512, 10, 10), (256, 5, 5), (256, 3, 3), (256, 1, 1)]
     assert seen["head"]["bbox_regression"].shape == (2, 8732, 4)
@@ -135,22 +146,148 @@ def test_ssd300_training_and_eval_formats(ssd300):
         assert (found["scores"] > 0.01).all()
 
 
-def test_labels_go_in_one_higher(monkeypatch):
+def torchvision_loss(model, head_outputs, defaults, boxes, labels):
+    """torchvision's own loss of padded targets: SSD.forward's matching, image by image, then
+    SSD.compute_loss (with torchvision's labels, one higher)."""
+    targets, matches = [], []
+    for image_boxes, image_labels in zip(boxes, labels):
+        real = image_labels >= 0
+        targets.append({"boxes": image_boxes[real], "labels": image_labels[real] + 1})
+        if real.any():
+            matches.append(model.proposal_matcher(box_iou(image_boxes[real], defaults)))
+        else:
+            matches.append(torch.full((len(defaults),), -1))
+    return model.compute_loss(targets, head_outputs, [defaults] * len(targets), matches)
+
+
+def random_batch(generator, defaults, size, counts, most=12):
+    """Padded targets for len(counts) images with counts[i] boxes each, padding scattered among
+    the boxes and holding random coordinates; ties on purpose: a repeated box (another label)
+    and a box equal to a default box in each image with three boxes or more."""
+    batch = len(counts)
+    corners = torch.rand(batch, most, 2, generator=generator) * size * 0.8
+    extents = torch.rand(batch, most, 2, generator=generator) * size * 0.5 + 2
+    boxes = torch.cat([corners, (corners + extents).clamp(max=size)], dim=2)
+    labels = torch.randint(0, 20, (batch, most), generator=generator)
+    for image, count in enumerate(counts):
+        if count >= 3:
+            boxes[image, 1] = boxes[image, 0]
+            boxes[image, 2] = defaults[torch.randint(len(defaults), (), generator=generator)]
+        padding = torch.randperm(most, generator=generator)[:most - count]
+        labels[image, padding] = -1
+    return boxes, labels
+
+
+def random_head_outputs(generator, batch, defaults, classes=21):
+    return {"bbox_regression": torch.randn(batch, defaults, 4, generator=generator),
+            "cls_logits": 2 * torch.randn(batch, defaults, classes, generator=generator)}
+
+
+@pytest.mark.parametrize("config", ["tiny", "ssd300"])
+def test_batched_loss_equals_torchvision(config, request):
+    """model.multibox_loss against torchvision's matching and compute_loss on random head
+    outputs and targets: images with no box, one and many, repeated boxes, boxes equal to a
+    default box, padding with coordinates. Loss terms to a relative 1e-5 (float32 sums in
+    another order), their gradients to 1e-6."""
+    model = request.getfixturevalue("ssd300") if config == "ssd300" else build_ssd("tiny")
+    defaults = default_boxes(model)
+    generator = torch.Generator().manual_seed(0)
+    for seed in range(6):
+        counts = [0, 1, 12, int(torch.randint(2, 12, (), generator=generator))]
+        boxes, labels = random_batch(generator, defaults, model.image_size, counts)
+        outputs = random_head_outputs(generator, len(counts), len(defaults))
+        ours_inputs = {name: value.clone().requires_grad_() for name, value in outputs.items()}
+        theirs_inputs = {name: value.clone().requires_grad_() for name, value in outputs.items()}
+        ours = model.multibox_loss(ours_inputs, defaults, boxes, labels)
+        theirs = torchvision_loss(model, theirs_inputs, defaults, boxes, labels)
+        assert set(ours) == set(theirs)
+        for name in theirs:
+            assert ours[name].item() == pytest.approx(theirs[name].item(), rel=1e-5), (seed, name)
+            assert ours[name].item() > 0
+        sum(ours.values()).backward()
+        sum(theirs.values()).backward()
+        for name in outputs:
+            torch.testing.assert_close(ours_inputs[name].grad, theirs_inputs[name].grad,
+                                       rtol=0, atol=1e-6)
+
+
+def test_batched_loss_ties_and_padding():
+    """Equal classification losses everywhere (all logits 0: which background boxes are mined
+    cannot change the sum), two boxes with the same best default box (the later one gets it, as
+    in torchvision on the CPU), and padding: more columns of it, or padding holding a real box's
+    coordinates, change nothing."""
+    model = build_ssd("tiny", num_classes=20)
+    defaults = default_boxes(model)
+    boxes = torch.tensor([[[4.0, 4.0, 30.0, 30.0], [4.0, 4.0, 30.0, 30.0], [30.0, 30.0, 60, 50]],
+                          [[10.0, 12.0, 40.0, 60.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]])
+    labels = torch.tensor([[3, 7, 19], [0, -1, -1]])
+    outputs = {"bbox_regression": torch.zeros(2, len(defaults), 4),
+               "cls_logits": torch.zeros(2, len(defaults), 21)}
+    theirs = torchvision_loss(model, outputs, defaults, boxes, labels)
+    variants = [(boxes, labels),
+                (torch.cat([boxes, torch.zeros(2, 5, 4)], 1),
+                 torch.cat([labels, torch.full((2, 5), -1)], 1)),
+                (torch.cat([boxes, boxes[:, :1].expand(2, 3, 4)], 1),
+                 torch.cat([labels, torch.full((2, 3), -1)], 1))]
+    for variant_boxes, variant_labels in variants:
+        ours = model.multibox_loss(outputs, defaults, variant_boxes, variant_labels)
+        for name in theirs:
+            assert ours[name].item() == pytest.approx(theirs[name].item(), rel=1e-6), name
+    # the repeated box's best default box says torchvision's class 8 (our 7, the later box's
+    # label): its loss is low if and only if it was given the later box
+    shared = box_iou(boxes[0, :1], defaults).argmax()
+    outputs["cls_logits"][0, shared, 8] = 5.0
+    ours = model.multibox_loss(outputs, defaults, boxes, labels)
+    theirs = torchvision_loss(model, outputs, defaults, boxes, labels)
+    assert ours["classification"].item() == pytest.approx(theirs["classification"].item(),
+                                                          rel=1e-6)
+    swapped = model.multibox_loss(outputs, defaults, boxes, labels[:, [1, 0, 2]])
+    assert swapped["classification"] > ours["classification"]
+
+
+def test_loss_through_the_network_equals_torchvision(monkeypatch):
+    """model.loss against torchvision's SSD.forward in training mode (its transform, backbone,
+    head, default boxes, matching and loss) on the same images and targets; the default boxes
+    are made once."""
     torch.manual_seed(0)
     model = build_ssd("tiny", num_classes=20).train()
-    passed = {}
-    compute_loss = model.compute_loss
+    defaults = default_boxes(model)
+    made = []
+    make = model.anchor_generator.forward
+    monkeypatch.setattr(model.anchor_generator, "forward",
+                        lambda *args: made.append(1) or make(*args))
+    generator = torch.Generator().manual_seed(1)
+    for step in range(2):
+        images = torch.rand(3, 3, 64, 64, generator=generator)
+        boxes, labels = random_batch(generator, defaults, 64, [4, 0, 1])
+        ours = model.loss(images, boxes, labels)
+        assert len(made) == (step == 0)   # made by the first call, kept for the next
+        targets = [{"boxes": image_boxes[image_labels >= 0],
+                    "labels": image_labels[image_labels >= 0] + 1}
+                   for image_boxes, image_labels in zip(boxes, labels)]
+        theirs = SSD.forward(model, images, targets)
+        made.clear()
+        for name in theirs:
+            assert ours[name].item() == pytest.approx(theirs[name].item(), rel=1e-5), name
+    assert torch.equal(model.default_boxes, defaults)
 
-    def spy(targets, *args):
-        passed["labels"] = [target["labels"].tolist() for target in targets]
-        return compute_loss(targets, *args)
 
-    monkeypatch.setattr(model, "compute_loss", spy)
-    targets = [{"boxes": torch.tensor([[4.0, 4.0, 30.0, 30.0], [30.0, 30.0, 60.0, 50.0]]),
-                "labels": torch.tensor([0, 19])}]
-    model(torch.rand(1, 3, 64, 64), targets)
-    assert passed["labels"] == [[1, 20]]          # torchvision's 0 is the background
-    assert targets[0]["labels"].tolist() == [0, 19]   # the caller's targets are left alone
+def test_loss_needs_no_values_on_the_host():
+    """On the meta device tensors have shapes but no values: .item(), a Python `if` on a
+    tensor, boolean-mask indexing or nonzero fail there. The batched loss and its backward run
+    (so they can be captured as a CUDA graph); torchvision's own loss does not."""
+    model = build_ssd("tiny", num_classes=20).train().to("meta")
+    images = torch.empty(2, 3, 64, 64, device="meta")
+    boxes = torch.empty(2, 5, 4, device="meta")
+    labels = torch.empty(2, 5, dtype=torch.int64, device="meta")
+    losses = model.loss(images, boxes, labels)
+    assert all(loss.shape == () and loss.device.type == "meta" for loss in losses.values())
+    sum(losses.values()).backward()
+    assert model.head.classification_head.module_list[0].weight.grad.device.type == "meta"
+    outputs = random_head_outputs(torch.Generator(), 2, len(model.default_boxes))
+    outputs = {name: value.to("meta") for name, value in outputs.items()}
+    with pytest.raises((RuntimeError, NotImplementedError)):
+        torchvision_loss(model, outputs, model.default_boxes, boxes, labels)
 
 
 def test_labels_come_out_one_lower():
@@ -171,11 +308,22 @@ def test_labels_come_out_one_lower():
 def test_empty_targets_train():
     torch.manual_seed(0)
     model = build_ssd("tiny", num_classes=20).train()
-    empty = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}
-    losses = model(torch.rand(2, 3, 64, 64), [empty, empty])
-    assert {name: loss.item() for name, loss in losses.items()} == {
-        "bbox_regression": 0.0, "classification": 0.0}   # no positives, so no mined negatives
-    sum(losses.values()).backward()
+    images = torch.rand(2, 3, 64, 64)
+    for boxes, labels in [(torch.zeros(2, 0, 4), torch.zeros(2, 0, dtype=torch.int64)),
+                          (torch.rand(2, 3, 4) * 64, torch.full((2, 3), -1))]:   # all padding
+        losses = model.loss(images, boxes, labels)
+        assert {name: loss.item() for name, loss in losses.items()} == {
+            "bbox_regression": 0.0, "classification": 0.0}   # no matches, so no mined negatives
+        sum(losses.values()).backward()
+
+
+def test_training_form_and_bad_sizes():
+    model = build_ssd("tiny", num_classes=20).train()
+    with pytest.raises(RuntimeError, match="model.loss"):
+        model(torch.rand(1, 3, 64, 64))
+    with pytest.raises(ValueError, match="64 x 64"):
+        model.loss(torch.rand(1, 3, 60, 64), torch.zeros(1, 0, 4),
+                   torch.zeros(1, 0, dtype=torch.int64))
 
 
 def test_float32_boxes_under_autocast_and_channels_last(ssd300):
@@ -194,7 +342,7 @@ def test_float32_boxes_under_autocast_and_channels_last(ssd300):
     half = model.anchor_generator(image_list, [m.bfloat16() for m in maps])[0]
     assert torch.equal(half, full)   # centres (2i + 1) / 16, / 8, / 4: exact in bf16
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        losses = model.train()(images, targets)
+        losses = model.train().loss(images, *pad_targets(targets))
         with torch.no_grad():
             detections = model.eval()(images)
     assert all(loss.dtype == torch.float32 and torch.isfinite(loss) for loss in losses.values())
@@ -283,3 +431,32 @@ def test_tiny_ssd_overfits_a_handful_of_images():
     torch.manual_seed(0)
     result = memorised_map(build_ssd("tiny", num_classes=len(COLOURS)), images, targets, 200)
     assert result["map"] >= 0.9, result["ap"]
+
+
+def test_recipes_report_and_paper():
+    """--recipe report (the default: make voc2007-ssd) and --recipe paper (make
+    voc2007-ssd-paper): Liu et al. 2016 at batch 32, lr 1e-3, 40k + 10k + 10k iterations,
+    here 383 epochs of VOC 2007 trainval's 5,011 images, 156 steps each (the last partial
+    batch dropped)."""
+    from voc2007 import train_ssd
+    from voc2007.data import FULL_SIZES
+    report = train_ssd.parse_args([])
+    assert (report.recipe, report.out) == ("report", "runs/voc2007/ssd")
+    assert (report.batch_size, report.lr, report.epochs, report.pretrained) == (8, 3e-3, 383, True)
+    paper = train_ssd.parse_args(["--recipe", "paper"])
+    assert (paper.recipe, paper.out, paper.model) == ("paper", "runs/voc2007/ssd-paper", "ssd300")
+    assert (paper.optimizer, paper.batch_size, paper.lr, paper.momentum, paper.weight_decay) == (
+        "sgd", 32, 1e-3, 0.9, 5e-4)
+    assert (paper.scheduler, paper.gamma, paper.pretrained, paper.augment) == (
+        "multistep", 0.1, True, "paper")
+    steps = FULL_SIZES["trainval"] // paper.batch_size
+    iterations = [epoch * steps for epoch in [*paper.milestones, paper.epochs]]
+    assert (steps, iterations) == (156, [39_780, 49_764, 59_748])
+    for ours, papers in zip(iterations, (40_000, 50_000, 60_000)):
+        assert abs(ours - papers) / papers < 0.01
+    assert (paper.warmup_iters, paper.warmup_lr, paper.warmup_shape) == (1000, 1e-4, "linear")
+    assert train_ssd.parse_args(["--recipe", "paper", "--model", "tiny"]).out == \
+        "runs/voc2007/ssd-paper-tiny"
+    assert train_ssd.parse_args(["--recipe", "paper", "--batch-size", "8"]).lr == 1e-3
+    with pytest.raises(SystemExit):
+        train_ssd.parse_args(["--recipe", "caffe"])

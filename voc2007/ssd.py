@@ -9,18 +9,28 @@ torchvision's (torchvision.models.detection.ssd, used as is): the network (`_vgg
 VGG-16 with pool3 in ceil mode, pool5 3x3/1, fc6 as a 3x3 convolution of dilation 6, fc7 1x1,
 conv4_3 L2-normalised with a learnable scale starting at 20, the extra layers conv6_1..conv9_2;
 `SSDHead`: 3x3 convolutions per feature map), the default boxes (`DefaultBoxGenerator`), the
-matching (IoU 0.5, plus each ground-truth box's best default box), the loss (smooth L1 on the
-offsets encoded with variances 0.1/0.2, softmax cross-entropy with 3:1 hard negative mining,
-both divided by the number of matched boxes), the input normalisation and the inference
-(score 0.01, 400 candidates per class, NMS 0.45, 200 detections per image).
+input normalisation, the box encoding (`encode_boxes` with BoxCoder's weights 10, 10, 5, 5:
+variances 0.1/0.2) and the inference (score 0.01, 400 candidates per class, NMS 0.45, 200
+detections per image).
 
-Ours: the VOC default boxes (torchvision's builder `ssd300_vgg16` has COCO's), the label shift
-(VOC labels 0..19 outside, torchvision's 1..20 inside, where 0 is the background), the ImageNet
-tensor names for common.nets.load_initial_weights, float32 head outputs under autocast (so that
-the losses, the box decoding and NMS run in float32), and a tiny configuration for tests. The
-default boxes need nothing: torchvision computes their centres in the dtype of the first feature
-map, which is float32 for SSD300 (the L2-normalised conv4_3 times its float32 scale) and, for
-the tiny configuration, bf16 on grids that bf16 holds exactly (multiples of 1/16).
+The training loss, `VOCSSD.loss`, is torchvision's (SSD.forward's matching: a default box
+takes the box it overlaps most if their IoU is at least 0.5, and each box takes the default
+box it overlaps most; SSD.compute_loss: smooth L1 on the matched default boxes' offsets,
+softmax cross-entropy on them and on 3 times as many background boxes of highest loss per
+image, hard negative mining; both divided by the batch's number of matched default boxes, as
+Caffe's normalization VALID), computed by us for the whole padded batch at once, with static
+shapes and no host sync, so that a CUDA graph can capture the training step; torchvision loops
+over the images and indexes with boolean masks. tests/test_ssd.py checks that it equals
+torchvision's loss on random inputs (to a relative 1e-5). It makes the default boxes once, on
+its first call, in float32.
+
+Ours too: the VOC default boxes (torchvision's builder `ssd300_vgg16` has COCO's), the label
+shift (VOC labels 0..19 outside, torchvision's 1..20 inside, where 0 is the background), the
+ImageNet tensor names for common.nets.load_initial_weights, float32 head outputs under autocast
+(so that the losses, the box decoding and NMS run in float32), and a tiny configuration for
+tests. Inference makes the default boxes at each call in the dtype of the first feature map,
+which is float32 for SSD300 (the L2-normalised conv4_3 times its float32 scale) and, for the
+tiny configuration, bf16 on grids that bf16 holds exactly (multiples of 1/16).
 
 Checked against the paper and its Caffe configuration (weiliu89/caffe, examples/ssd/
 ssd_pascal.py), and the same: default box scales (min sizes 30, 60, 111, 162, 213, 264 px, max
@@ -39,8 +49,14 @@ Differences kept:
   usable classifier to sub-sample.
 - Xavier initialisation is PyTorch's (uniform, fan_in + fan_out); Caffe's "xavier" filler
   uses fan_in only.
-- the matching gives each ground-truth box its best default box by argmax (two boxes may take
-  the same one); Caffe's bipartite matching is greedy and one-to-one.
+- the matching gives each ground-truth box its best default box by argmax: where two boxes
+  want the same default box, the later one in the target's order gets it (torchvision's
+  indexed assignment does so on the CPU and leaves it undefined on CUDA; ours is the same on
+  both); Caffe's bipartite matching is greedy and one-to-one.
+- hard negative mining takes 3 x the matches of an image from its highest-loss default boxes
+  with the matched ones ranked last, so that an image with fewer background boxes than that
+  (more than 2,183 matched default boxes of SSD300's 8,732) also counts some matched ones twice
+  (torchvision); Caffe takes only the background boxes there are.
 - decoded boxes are clipped to the image before NMS (torchvision); Caffe does not clip.
 - in training (voc2007/train_ssd.py and data.py, which have the paper's augmentation): every
   parameter at one learning rate and weight decay, where Caffe gives biases twice the rate and
@@ -49,13 +65,19 @@ Differences kept:
 
 Parameters (20 classes): ssd300 26,285,486; tiny 270,540.
 """
+import math
 import re
 from collections import OrderedDict
 
+import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torchvision.models import vgg16
+from torchvision.models.detection import _utils as det_utils
 from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
+from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.ssd import SSD, SSDHead, _vgg_extractor
+from torchvision.ops import box_iou
 
 # SSD300 on VOC (the paper's section 3 and ssd_pascal.py)
 VOC_SCALES = [0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 1.05]
@@ -112,14 +134,14 @@ class TinyBackbone(nn.Module):
 
 class VOCSSD(SSD):
     """torchvision's SSD taking and giving VOC's labels 0..num_classes-1 (torchvision's class 0
-    is the background, so labels go in one higher and come out one lower).
+    is the background, so labels go in one higher and come out one lower), with the training
+    loss computed for the whole batch at once.
 
-    model(images, targets) in training mode: images (B, 3, S, S) in [0, 1], targets a list of
-    {"boxes" (N, 4) xyxy pixels, "labels" (N,) int64} (N may be 0) -> {"bbox_regression",
-    "classification"}, scalar losses to add. model(images) in eval mode -> a list of {"boxes"
-    (K, 4) xyxy pixels, "scores" (K,), "labels" (K,) int64}, K <= 200. The model normalises the
-    images itself (torchvision's GeneralizedRCNNTransform, which also resizes to S x S: a no-op
-    for images already that size).
+    model.loss(images, boxes, labels) -> {"bbox_regression", "classification"}, scalar losses
+    to add: images (B, 3, S, S) in [0, 1], boxes (B, M, 4) XYXY pixels and labels (B, M) padded
+    with -1 (voc2007.data.pad_targets). model(images) in eval mode -> a list of {"boxes" (K, 4)
+    XYXY pixels, "scores" (K,), "labels" (K,) int64}, K <= 200 (torchvision's inference, which
+    also resizes the images to S x S: a no-op for images already that size).
     """
 
     def __init__(self, backbone, out_channels, anchor_generator, image_size, num_classes, *,
@@ -131,23 +153,104 @@ class VOCSSD(SSD):
         self.image_size = image_size
         self.num_classes = num_classes
         self.imagenet_arch = imagenet_arch
+        # torchvision's normalisation and box weights as device tensors: torchvision builds
+        # them from Python lists at every call, a host-to-device copy that a CUDA graph cannot
+        # capture. Not saved in the state dict (they follow from the configuration).
+        self.register_buffer("pixel_mean", torch.tensor(self.transform.image_mean).view(1, 3, 1, 1),
+                             persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(self.transform.image_std).view(1, 3, 1, 1),
+                             persistent=False)
+        self.register_buffer("box_weights", torch.tensor(self.box_coder.weights), persistent=False)
+        # (A, 4) XYXY pixels, the same for every S x S image: set by the first loss call
+        self.register_buffer("default_boxes", None, persistent=False)
 
-    def forward(self, images, targets=None):
-        if targets is not None:
-            targets = [{**target, "labels": target["labels"] + 1} for target in targets]
-        output = super().forward(images, targets)
+    def forward(self, images):
         if self.training:
-            return output
-        return [{**detections, "labels": detections["labels"] - 1} for detections in output]
+            raise RuntimeError("VOCSSD trains through model.loss(images, boxes, labels); "
+                               "model(images) gives detections in eval mode")
+        return [{**detections, "labels": detections["labels"] - 1}
+                for detections in super().forward(images)]
 
     def loss(self, images, boxes, labels):
         """The training loss terms for images (B, 3, S, S) in [0, 1] and padded targets: boxes
         float32 (B, M, 4) XYXY pixels, labels int64 (B, M), -1 marking padding
-        (voc2007.data.pad_targets)."""
-        valid = labels >= 0
-        targets = [{"boxes": image_boxes[keep], "labels": image_labels[keep]}
-                   for image_boxes, image_labels, keep in zip(boxes, labels, valid)]
-        return self(images, targets)
+        (voc2007.data.pad_targets). Static shapes and no host sync after the first call (which
+        computes the default boxes: make it a warm-up step before any CUDA graph capture)."""
+        if tuple(images.shape[-2:]) != (self.image_size, self.image_size):
+            raise ValueError(f"images must be {self.image_size} x {self.image_size}, "
+                             f"not {tuple(images.shape[-2:])}")
+        features = list(self.backbone((images - self.pixel_mean) / self.pixel_std).values())
+        if self.default_boxes is None:
+            # torchvision's generator reads the grid sizes, dtype and device of the feature
+            # maps: empty float32 maps of their sizes give float32 boxes whatever the autocast
+            grids = [feature.new_empty(0, 0, *feature.shape[-2:], dtype=torch.float32)
+                     for feature in features]
+            frame = ImageList(images.new_empty(1, 0, self.image_size, self.image_size),
+                              [(self.image_size, self.image_size)])
+            self.default_boxes = self.anchor_generator(frame, grids)[0]
+        return self.multibox_loss(self.head(features), self.default_boxes, boxes, labels)
+
+    def multibox_loss(self, head_outputs, default_boxes, boxes, labels):
+        """torchvision's SSD loss (SSD.forward's matching and SSD.compute_loss) for a whole
+        padded batch at once, in fixed-shape tensor operations (no host sync, no data-dependent
+        shapes): head_outputs {"bbox_regression" (B, A, 4), "cls_logits" (B, A, C + 1)},
+        default_boxes (A, 4), boxes (B, M, 4), labels (B, M) with -1 for padding."""
+        regression, logits = head_outputs["bbox_regression"], head_outputs["cls_logits"]
+        batch, count = labels.shape
+        if count == 0:   # no image of the batch has a box: one padding column keeps max() valid
+            boxes, labels = boxes.new_zeros(batch, 1, 4), labels.new_full((batch, 1), -1)
+            count = 1
+        real = labels >= 0
+        defaults = len(default_boxes)
+
+        # SSDMatcher: a default box takes the box it overlaps most if their IoU is at least 0.5
+        # (the first of equal ones), and every box takes the default box it overlaps most (the
+        # first of equal ones) whatever the IoU; where two boxes want the same default box the
+        # later one gets it, as torchvision's indexed assignment does on the CPU. Padding has
+        # IoU -1 with everything, so it is never matched.
+        overlaps = box_iou(boxes.reshape(-1, 4), default_boxes).view(batch, count, defaults)
+        overlaps = overlaps.masked_fill(~real[:, :, None], -1.0)
+        best_overlap, matches = overlaps.max(dim=1)
+        matches = matches.masked_fill(best_overlap < self.proposal_matcher.high_threshold, -1)
+        box_index = torch.arange(count, device=labels.device).expand(batch, count)
+        claimed = torch.full_like(matches, -1).scatter_reduce(
+            1, overlaps.argmax(dim=2), box_index.masked_fill(~real, -1), reduce="amax")
+        matches = torch.where(claimed >= 0, claimed, matches)
+        positive = matches >= 0
+        matched = matches.clamp(min=0)
+        matched_boxes = boxes.gather(1, matched[:, :, None].expand(batch, defaults, 4))
+        matched_labels = labels.gather(1, matched)
+
+        # Smooth L1 on the offsets of the matched default boxes (BoxCoder's encoding, weights
+        # 10, 10, 5, 5); the others are encoded against themselves, so no padding box (of zero
+        # size) ever reaches the logarithm.
+        anchors = default_boxes.expand(batch, defaults, 4)
+        targets = det_utils.encode_boxes(
+            torch.where(positive[:, :, None], matched_boxes, anchors).reshape(-1, 4),
+            anchors.reshape(-1, 4), self.box_weights).view(batch, defaults, 4)
+        box_losses = F.smooth_l1_loss(regression, targets, reduction="none").sum(dim=2)
+
+        # Softmax cross-entropy on the matched default boxes (labels one higher: 0 is the
+        # background) and on each image's 3 x its matches background default boxes of highest
+        # loss (hard negative mining; ties broken by default box index). Like torchvision, the
+        # mined set reaches into the matched boxes only when an image has fewer than 3 x its
+        # matches background boxes.
+        classes = torch.where(positive, matched_labels + 1, 0)
+        class_losses = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), classes.reshape(-1),
+                                       reduction="none").view(batch, defaults)
+        background_losses = class_losses.detach().masked_fill(positive, -math.inf)
+        order = background_losses.argsort(dim=1, descending=True, stable=True)
+        rank = torch.empty_like(order).scatter_(
+            1, order, torch.arange(defaults, device=order.device).expand(batch, defaults))
+        mined = rank < self.neg_to_pos_ratio * positive.sum(dim=1, keepdim=True)
+
+        # both divided by the batch's number of matched default boxes (at least 1)
+        matches_in_batch = positive.sum().clamp(min=1)
+        return {
+            "bbox_regression": torch.where(positive, box_losses, 0).sum() / matches_in_batch,
+            "classification": (torch.where(positive, class_losses, 0).sum()
+                               + torch.where(mined, class_losses, 0).sum()) / matches_in_batch,
+        }
 
     def imagenet_name(self, name):
         """Where a tensor of torchvision's VGG-16 state dict ("features.21.weight") goes in this
