@@ -21,7 +21,7 @@ from common.bench import synchronize  # noqa: E402
 from common.engine import autocast, build_optimizer, grad_scaler, optimizer_step  # noqa: E402
 from voc2007 import train_ssd, train_yolo  # noqa: E402
 from voc2007.bench_data import images_per_second  # noqa: E402
-from voc2007.data import VOCDataset  # noqa: E402
+from voc2007.data import VOCDataset, pad_targets  # noqa: E402
 from voc2007.synthetic import write_synthetic_voc  # noqa: E402
 
 # name: (build_model, --model, its recipe, its training transform)
@@ -29,7 +29,7 @@ DETECTORS = {
     "YOLOv1 ResNet-50 448x448": (train_yolo.build_model, "resnet50",
                                  train_yolo.PAPER_RECIPES["resnet50"],
                                  train_yolo.AUGMENTATIONS["paper"]),
-    "SSD300": (train_ssd.build_model, "ssd300", train_ssd.RECIPES["ssd300"],
+    "SSD300": (train_ssd.build_model, "ssd300", train_ssd.REPORT_RECIPES["ssd300"],
                train_ssd.AUGMENTATIONS["paper"]),
 }
 
@@ -65,7 +65,7 @@ def training_images_per_second(build_model, model_name, recipe, *, batch_size, s
             synchronize(device)
             started = time.perf_counter()
         with autocast(device, precision):
-            loss = sum(model(images, targets).values())
+            loss = sum(model(images, *pad_targets(targets)).values())
         optimizer_step(loss, optimizer, scheduler, scaler)
     synchronize(device)
     return steps * batch_size / (time.perf_counter() - started), precision, model.image_size

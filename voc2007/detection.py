@@ -33,7 +33,7 @@ from voc2007.pictures import plot_detections
 
 DATASET = "voc2007"
 # A detector has diverged when the mean of its loss over a 50-step window exceeds this (or it
-# is NaN/inf): untrained, YOLOv1's loss is about 30 per image and SSD300's about 115.
+# is NaN/inf): untrained, YOLOv1's loss is about 15 per image and SSD300's about 115.
 LOSS_LIMIT = (1e4, "10,000 as the mean of its 50-step window, a hundred times the loss of an "
                    "untrained detector")
 DIVERGENCE_HELP = divergence_help("10,000, a hundred times the loss of an untrained detector")
@@ -76,9 +76,10 @@ def to_device(images, device):
 
 def detector_step(model, optimizer, *, device, precision, scaler, graphs):
     """The TrainingStep of a detector: step(lr, images uint8, boxes, labels) -> the loss and
-    its terms (model.loss on the padded batch, static in shape, so that it can be captured)."""
+    its terms (the model's loss on the padded batch, static in shape, so that it can be
+    captured)."""
     def loss_of(images, boxes, labels):
-        terms = model.loss(to_device(images, device), boxes, labels)
+        terms = model(to_device(images, device), boxes, labels)
         return sum(terms.values()), terms
     return TrainingStep(loss_of, optimizer, device=device, precision=precision, scaler=scaler,
                         graphs=graphs)

@@ -144,6 +144,8 @@ class VOCSSD(SSD):
     also resizes the images to S x S: a no-op for images already that size).
     """
 
+    cuda_precision = "bf16"   # VGG-16 at 300 px: wide convolutions (runtime.resolve_precision)
+
     def __init__(self, backbone, out_channels, anchor_generator, image_size, num_classes, *,
                  image_mean=None, image_std=None, imagenet_arch=None):
         head = Float32SSDHead(out_channels, anchor_generator.num_anchors_per_location(),
@@ -164,10 +166,15 @@ class VOCSSD(SSD):
         # (A, 4) XYXY pixels, the same for every S x S image: set by the first loss call
         self.register_buffer("default_boxes", None, persistent=False)
 
-    def forward(self, images):
+    def forward(self, images, boxes=None, labels=None):
+        """Detections in eval mode; with padded targets, the training loss terms (self.loss):
+        the loop calls the model so, as DistributedDataParallel needs (its forward is what
+        all-reduces the gradients)."""
+        if boxes is not None:
+            return self.loss(images, boxes, labels)
         if self.training:
-            raise RuntimeError("VOCSSD trains through model.loss(images, boxes, labels); "
-                               "model(images) gives detections in eval mode")
+            raise RuntimeError("VOCSSD trains through model(images, boxes, labels) or "
+                               "model.loss; model(images) gives detections in eval mode")
         return [{**detections, "labels": detections["labels"] - 1}
                 for detections in super().forward(images)]
 

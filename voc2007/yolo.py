@@ -134,6 +134,7 @@ class YOLOv1(nn.Module):
     # l.weights by the decay, never l.biases nor the batch-norm scales): common.engine gives
     # one-dimensional parameters a weight decay of 0
     decays_weights_only = True
+    cuda_precision = "bf16"   # a 448 px network of wide convolutions (runtime.resolve_precision)
 
     def __init__(self, backbone, backbone_channels, *, image_size, detection_head=True,
                  hidden=4096, dropout=0.5, num_classes=20, batch_norm=True, imagenet_arch=None):
@@ -171,9 +172,13 @@ class YOLOv1(nn.Module):
         cell_outputs = 5 * self.boxes_per_cell + self.num_classes
         return self.fc2(x).view(-1, self.grid, self.grid, cell_outputs)
 
-    def forward(self, images):
+    def forward(self, images, boxes=None, labels=None):
         """Detections for images (B, 3, S, S) in [0, 1]: a list of {"boxes" (D, 4) xyxy pixels
-        of the S x S input, "scores", "labels"} per image (detections_from_grid)."""
+        of the S x S input, "scores", "labels"} per image (detections_from_grid). With padded
+        targets, the training loss terms (self.loss): the loop calls the model so, as
+        DistributedDataParallel needs (its forward is what all-reduces the gradients)."""
+        if boxes is not None:
+            return self.loss(images, boxes, labels)
         grid = self.predict_grid(images).float()   # decoded in float32 under autocast
         return detections_from_grid(grid, self.image_size, self.boxes_per_cell)
 
