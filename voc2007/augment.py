@@ -125,36 +125,42 @@ def to_uint8(pixels):
 # Colour
 
 
-def rgb_to_hsv(rgb):
-    """RGB (B, 3, ...) in [0, 1] -> HSV with hue in [0, 1) (darknet's rgb_to_hsv, image.c)."""
+def hue_chroma_value(rgb):
+    """HSV's hexcone of RGB pixels (B, 3, ...): hue in [0, 1), chroma (max - min) and value
+    (max), as darknet's rgb_to_hsv (image.c) with saturation = chroma / value. A change of
+    saturation by a factor is a change of chroma by that factor at the same value.
+    (Elementwise maxima: a reduction over the channel dimension is slow on the CPU.)"""
     red, green, blue = rgb.unbind(1)
-    value, _ = rgb.max(1)
-    delta = value - rgb.min(1)[0]
-    saturation = torch.where(value > 0, delta / value.clamp(min=1e-12), 0.0)
-    safe = delta.clamp(min=1e-12)
-    hue = torch.where(value == red, (green - blue) / safe,
-                      torch.where(value == green, 2 + (blue - red) / safe,
-                                  4 + (red - green) / safe))
-    hue = torch.where(delta > 0, (hue / 6) % 1.0, 0.0)
-    return torch.stack([hue, saturation, value], dim=1)
+    value = torch.maximum(torch.maximum(red, green), blue)
+    chroma = value - torch.minimum(torch.minimum(red, green), blue)
+    # the hue's sixth starts at 0, 2 or 4 where red, green or blue is the largest channel, and
+    # moves on by (g - b), (b - r) or (r - g) over the chroma
+    is_red, is_green = value == red, value == green
+    start = torch.where(is_red, 0.0, torch.where(is_green, 2.0, 4.0))
+    turn = torch.where(is_red, green - blue, torch.where(is_green, blue - red, red - green))
+    sixths = start + turn / chroma.clamp(min=1e-12)
+    sixths = torch.where(sixths < 0, sixths + 6, sixths)
+    return torch.where(chroma > 0, sixths / 6, 0.0), chroma, value
 
 
-def hsv_to_rgb(hsv):
-    """The inverse of rgb_to_hsv (darknet's hsv_to_rgb); a saturation above 1 gives values
-    outside [0, 1], which the caller clamps as darknet's constrain_image does."""
-    hue, saturation, value = hsv.unbind(1)
-    sector = hue * 6
-    index = sector.floor()
-    fraction = sector - index
-    index = index.long() % 6
-    p = value * (1 - saturation)
-    q = value * (1 - saturation * fraction)
-    t = value * (1 - saturation * (1 - fraction))
-    channels = []
-    for choices in ((value, q, p, p, t, value), (t, value, value, q, p, p),
-                    (p, p, t, value, value, q)):
-        channels.append(torch.stack(choices).gather(0, index[None])[0])
-    return torch.stack(channels, dim=1)
+def turned(hue, shift):
+    """Hue turned by `shift` (under one turn) round the colour circle, back into [0, 1)."""
+    hue = hue + shift
+    return torch.where(hue < 0, hue + 1, torch.where(hue >= 1, hue - 1, hue))
+
+
+CHANNEL_PHASES = (5.0, 3.0, 1.0)   # red, green, blue in HSV-to-RGB's closed form
+
+
+def from_hue_chroma_value(hue, chroma, value):
+    """RGB (B, 3, ...) of the hexcone's hue, chroma and value: channel n is value - chroma *
+    clamp(min(k, 4 - k), 0, 1) with k = (phase_n + 6 hue) mod 6, the closed form of darknet's
+    hsv_to_rgb. A chroma above the value (a saturation above 1) gives values below 0, which
+    the caller clamps as darknet's constrain_image does."""
+    phases = torch.tensor(CHANNEL_PHASES, device=hue.device).view(1, 3, *([1] * (hue.dim() - 1)))
+    k = phases + 6 * hue[:, None]
+    k = torch.where(k >= 6, k - 6, k)
+    return value[:, None] - chroma[:, None] * torch.minimum(k, 4 - k).clamp(0, 1)
 
 
 def rand_scale(scale, count, generator, device):
@@ -261,11 +267,11 @@ class DarknetYOLO(Resize):
         hue = uniform(-self.hue, self.hue, count, generator, device)
         saturation = rand_scale(self.saturation, count, generator, device)
         exposure = rand_scale(self.exposure, count, generator, device)
-        hsv = rgb_to_hsv(pixels / 255)
-        hsv = torch.stack([(hsv[:, 0] + per_image(hue)) % 1.0,
-                           hsv[:, 1] * per_image(saturation),
-                           hsv[:, 2] * per_image(exposure)], dim=1)
-        return hsv_to_rgb(hsv).clamp(0, 1) * 255
+        hue_now, chroma, value = hue_chroma_value(pixels)   # distort_image, on 0..255 values
+        exposure = per_image(exposure)
+        return from_hue_chroma_value(turned(hue_now, per_image(hue)),
+                                     chroma * per_image(saturation) * exposure,
+                                     value * exposure).clamp(0, 255)
 
     def keeps(self, moved, clipped):
         smallest = 0.005 * self.size
@@ -408,10 +414,9 @@ class CaffeSSD(Resize):
 
         pixels = (pixels + brightness[:, None]).clamp(0, 255)
         pixels = (pixels * torch.where(contrast_first, contrast, 1.0)[:, None]).clamp(0, 255)
-        hsv = rgb_to_hsv(pixels / 255)
-        hsv = torch.stack([(hsv[:, 0] + hue) % 1.0, (hsv[:, 1] * saturation).clamp(max=1),
-                           hsv[:, 2]], dim=1)
-        pixels = (hsv_to_rgb(hsv) * 255).clamp(0, 255)
+        hue_now, chroma, value = hue_chroma_value(pixels)
+        chroma = torch.minimum(chroma * saturation, value)   # 8-bit HSV: saturation up to 1
+        pixels = from_hue_chroma_value(turned(hue_now, hue), chroma, value).clamp(0, 255)
         return (pixels * torch.where(contrast_first, 1.0, contrast)[:, None]).clamp(0, 255)
 
     def keeps(self, moved, clipped):
