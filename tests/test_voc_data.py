@@ -162,6 +162,7 @@ def test_boxes_become_continuous_and_degenerate_ones_are_counted(tmp_path):
     assert truth["difficult"].tolist() == [False, False, True]
     # a detection in the samples' coordinates, scaled back, is evaluated in the XML's numbers
     assert torch.equal(to_voc_boxes(target["boxes"][:1] * 2), truth["boxes"][:1])
+    assert to_voc_boxes(torch.tensor([[3.5, 2.0, 3.5, 2.5]])).tolist() == [[3.5, 2.5, 3.5, 2.5]]
 
 
 @pytest.mark.parametrize("objects,expected", [

@@ -46,6 +46,12 @@ def uniform(low, high, shape, generator, device):
     return low + (high - low) * torch.rand(shape, generator=generator, device=device)
 
 
+def constant(values, device):
+    """A small float32 constant on `device`. The copy does not wait: torch.tensor(values,
+    device="cuda") would synchronise the stream with the host."""
+    return torch.tensor(values, dtype=torch.float32).to(device, non_blocking=True)
+
+
 def shuffle_boxes(boxes, labels, generator=None):
     """Each image's boxes in a random order, padding last, and the order (B, M). Darknet
     shuffles the boxes of every training image (data.c, randomize_boxes in fill_truth_region),
@@ -157,7 +163,7 @@ def from_hue_chroma_value(hue, chroma, value):
     clamp(min(k, 4 - k), 0, 1) with k = (phase_n + 6 hue) mod 6, the closed form of darknet's
     hsv_to_rgb. A chroma above the value (a saturation above 1) gives values below 0, which
     the caller clamps as darknet's constrain_image does."""
-    phases = torch.tensor(CHANNEL_PHASES, device=hue.device).view(1, 3, *([1] * (hue.dim() - 1)))
+    phases = constant(CHANNEL_PHASES, hue.device).view(1, 3, *([1] * (hue.dim() - 1)))
     k = phases + 6 * hue[:, None]
     k = torch.where(k >= 6, k - 6, k)
     return value[:, None] - chroma[:, None] * torch.minimum(k, 4 - k).clamp(0, 1)
@@ -195,8 +201,8 @@ class Resize:
         pixels, inside = warp(images, sizes, windows, flips, self.size)
         pixels = self.colour(pixels, generator)
         if self.fill is not None:
-            fill = torch.tensor(self.fill, dtype=torch.float32, device=images.device)
-            pixels = inside * pixels + (1 - inside) * fill[None, :, None, None]
+            fill = constant(self.fill, images.device)[None, :, None, None]
+            pixels = inside * pixels + (1 - inside) * fill
         moved = move_boxes(boxes, windows, flips, self.size)
         clipped = moved.clamp(0, self.size)
         keep = valid & self.keeps(moved, clipped)
@@ -378,7 +384,7 @@ class CaffeSSD(Resize):
         centre_y = (boxes[..., 1] + boxes[..., 3])[:, None, :] / 2
         centred = ((centre_x >= flat[..., 0:1]) & (centre_x <= flat[..., 2:3])
                    & (centre_y >= flat[..., 1:2]) & (centre_y <= flat[..., 3:4]))
-        bound = torch.tensor(self.MIN_IOUS, device=device).repeat_interleave(self.MAX_TRIALS)
+        bound = constant(self.MIN_IOUS, device).repeat_interleave(self.MAX_TRIALS)
         meets = (iou >= bound[None, :, None]) & centred & valid[:, None, :]
         satisfied = meets.any(-1).view(shape)                                      # (B, K, T)
         first = satisfied.to(torch.uint8).argmax(-1)                               # first True

@@ -221,8 +221,11 @@ def sample_boxes(annotation):
 def to_voc_boxes(boxes):
     """Boxes (..., 4) in continuous 0-based pixel coordinates of the original image (a
     detector's, scaled back) -> VOC's 1-based numbers, as dataset.ground_truth(index) gives
-    them to the evaluator: +1 on xmin and ymin."""
-    return boxes + torch.tensor([1.0, 1.0, 0.0, 0.0], dtype=boxes.dtype, device=boxes.device)
+    them to the evaluator: +1 on xmin and ymin. A box under a pixel wide (or high) keeps
+    xmin <= xmax, as the evaluator checks: the devkit counts it one pixel wide."""
+    xmax, ymax = boxes[..., 2], boxes[..., 3]
+    return torch.stack([torch.minimum(boxes[..., 0] + 1, xmax),
+                        torch.minimum(boxes[..., 1] + 1, ymax), xmax, ymax], dim=-1)
 
 
 # ---------------------------------------------------------------------------------------------
