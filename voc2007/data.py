@@ -461,8 +461,9 @@ class EpochSampler(Sampler):
         return ((self.seed, self.order.epoch, index) for index in self.order)
 
 
-def check_batch_size(dataset, batch_size, world_size, sampler=None):
-    """The global batch must split evenly across the processes and fit the training set."""
+def check_batch(dataset, batch_size, world_size, sampler=None):
+    """The global batch must split evenly across the processes and, for training (given the
+    sampler of a process' shard), fit into that shard."""
     if batch_size % world_size:
         raise UserError(f"--batch-size {batch_size} does not split evenly across {world_size} "
                         "processes")
@@ -506,10 +507,10 @@ def make_loader(dataset, *, batch_size, train, workers, seed=0, rank=0, world_si
     Evaluation: (images, list of target dicts); rank r takes images r, r + W, r + 2W, ... in
     order, nothing padded or repeated.
     """
-    check_batch_size(dataset, batch_size, world_size)
+    check_batch(dataset, batch_size, world_size)
     if train:
         sampler = EpochSampler(dataset, seed, rank, world_size)
-        check_batch_size(dataset, batch_size, world_size, sampler)
+        check_batch(dataset, batch_size, world_size, sampler)
         batches = partial(training_collate, max_boxes=dataset.max_boxes)
     else:
         sampler = range(rank, len(dataset), world_size)
@@ -544,9 +545,9 @@ class VOCDeviceLoader:
     """
 
     def __init__(self, dataset, *, batch_size, device, seed=0, rank=0, world_size=1):
-        check_batch_size(dataset, batch_size, world_size)
+        check_batch(dataset, batch_size, world_size)
         self.sampler = EpochSampler(dataset, seed, rank, world_size)
-        check_batch_size(dataset, batch_size, world_size, self.sampler)
+        check_batch(dataset, batch_size, world_size, self.sampler)
         self.dataset, self.device = dataset, torch.device(device)
         self.seed, self.rank, self.batch_size = seed, rank, batch_size // world_size
         self.transform = dataset.transform
