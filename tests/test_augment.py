@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from voc2007.augment import (MEAN_COLOUR, CaffeSSD, DarknetYOLO, Distortion, Resize,
-                             from_hue_chroma_value, hue_chroma_value, turned)
+                             from_hexcone, hexcone)
 from voc2007.data import (VOCDataset, VOCDeviceLoader, eval_transform, make_loader,
                           ssd_train_transform, to_voc_boxes)
 from voc2007.synthetic import style, write_rectangles_voc
@@ -246,16 +246,16 @@ def test_darknet_exposure_and_saturation_follow_rand_scale():
 
 
 def test_the_hexcone_follows_darknets_hsv_on_a_hand_example():
-    """(200, 100, 50): value 200, chroma 150 (saturation 0.75), hue (100 - 50) / 150 / 6 =
-    1/18. darknet's distort_image with hue + 0.1, saturation x 1.2, exposure x 0.8 gives
+    """(200, 100, 50): value 200, chroma 150 (saturation 0.75), hue (100 - 50) / 150 = 1/3 of
+    a sixth. darknet's distort_image with hue + 0.1, saturation x 1.2, exposure x 0.8 gives
     h = 1/18 + 0.1, s = 0.9, v = 160, and hsv_to_rgb in the first sixth (f = 6h = 14/15):
-    r = v = 160, g = v (1 - s (1 - f)) = 150.4, b = v (1 - s) = 16."""
-    hue, chroma, value = hue_chroma_value(torch.tensor([[200.0, 100.0, 50.0]]))
-    assert torch.allclose(torch.cat([hue * 18, chroma, value]), torch.tensor([1.0, 150, 200]))
-    rgb = from_hue_chroma_value(turned(hue, 0.1), chroma * 1.2 * 0.8, value * 0.8)
-    assert torch.allclose(rgb, torch.tensor([[160.0, 150.4, 16.0]]), atol=1e-4)
-    assert torch.allclose(turned(torch.tensor([0.95, 0.05]), torch.tensor([0.1, -0.1])),
-                          torch.tensor([0.05, 0.95]))
+    r = v = 160, g = v (1 - s (1 - f)) = 150.4, b = v (1 - s) = 16. A turn of the whole
+    circle changes nothing."""
+    sixths, chroma, value = hexcone(torch.tensor([[200.0, 100.0, 50.0]]))
+    assert torch.allclose(torch.cat([sixths * 3, chroma, value]), torch.tensor([1.0, 150, 200]))
+    for turns in (0, 1, -1):
+        rgb = from_hexcone(sixths + 0.6 + 6 * turns, chroma * 1.2 * 0.8, value * 0.8)
+        assert torch.allclose(rgb, torch.tensor([[160.0, 150.4, 16.0]]), atol=1e-3)
 
 
 def test_resize_keeps_every_box_and_draws_nothing():

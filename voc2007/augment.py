@@ -131,41 +131,31 @@ def to_uint8(pixels):
 # Colour
 
 
-def hue_chroma_value(rgb):
-    """HSV's hexcone of RGB pixels (B, 3, ...): hue in [0, 1), chroma (max - min) and value
-    (max), as darknet's rgb_to_hsv (image.c) with saturation = chroma / value. A change of
-    saturation by a factor is a change of chroma by that factor at the same value.
+def hexcone(rgb):
+    """HSV's hexcone of RGB pixels (B, 3, ...), as darknet's rgb_to_hsv (image.c) computes it:
+    the hue in sixths of the colour circle (red at 0, green at 2, blue at 4; any multiple of 6
+    may be added), the chroma (max - min, the saturation times the value) and the value (max).
+    A change of saturation by a factor is a change of chroma by that factor at the same value.
     (Elementwise maxima: a reduction over the channel dimension is slow on the CPU.)"""
     red, green, blue = rgb.unbind(1)
     value = torch.maximum(torch.maximum(red, green), blue)
     chroma = value - torch.minimum(torch.minimum(red, green), blue)
-    # the hue's sixth starts at 0, 2 or 4 where red, green or blue is the largest channel, and
-    # moves on by (g - b), (b - r) or (r - g) over the chroma
     is_red, is_green = value == red, value == green
     start = torch.where(is_red, 0.0, torch.where(is_green, 2.0, 4.0))
     turn = torch.where(is_red, green - blue, torch.where(is_green, blue - red, red - green))
-    sixths = start + turn / chroma.clamp(min=1e-12)
-    sixths = torch.where(sixths < 0, sixths + 6, sixths)
-    return torch.where(chroma > 0, sixths / 6, 0.0), chroma, value
-
-
-def turned(hue, shift):
-    """Hue turned by `shift` (under one turn) round the colour circle, back into [0, 1)."""
-    hue = hue + shift
-    return torch.where(hue < 0, hue + 1, torch.where(hue >= 1, hue - 1, hue))
+    return start + turn / chroma.clamp(min=1e-12), chroma, value
 
 
 CHANNEL_PHASES = (5.0, 3.0, 1.0)   # red, green, blue in HSV-to-RGB's closed form
 
 
-def from_hue_chroma_value(hue, chroma, value):
-    """RGB (B, 3, ...) of the hexcone's hue, chroma and value: channel n is value - chroma *
-    clamp(min(k, 4 - k), 0, 1) with k = (phase_n + 6 hue) mod 6, the closed form of darknet's
+def from_hexcone(sixths, chroma, value):
+    """RGB (B, 3, ...) of a hue in sixths, a chroma and a value: channel n is value - chroma *
+    clamp(min(k, 4 - k), 0, 1) with k = (phase_n + sixths) mod 6, the closed form of darknet's
     hsv_to_rgb. A chroma above the value (a saturation above 1) gives values below 0, which
     the caller clamps as darknet's constrain_image does."""
-    phases = constant(CHANNEL_PHASES, hue.device).view(1, 3, *([1] * (hue.dim() - 1)))
-    k = phases + 6 * hue[:, None]
-    k = torch.where(k >= 6, k - 6, k)
+    phases = constant(CHANNEL_PHASES, sixths.device).view(1, 3, *([1] * (sixths.dim() - 1)))
+    k = torch.remainder(phases + sixths[:, None], 6)
     return value[:, None] - chroma[:, None] * torch.minimum(k, 4 - k).clamp(0, 1)
 
 
@@ -273,9 +263,9 @@ class DarknetYOLO(Resize):
         hue = uniform(-self.hue, self.hue, count, generator, device)
         saturation = rand_scale(self.saturation, count, generator, device)
         exposure = rand_scale(self.exposure, count, generator, device)
-        hue_now, chroma, value = hue_chroma_value(pixels)   # distort_image, on 0..255 values
+        sixths, chroma, value = hexcone(pixels)   # distort_image, on 0..255 values
         exposure = per_image(exposure)
-        return from_hue_chroma_value(turned(hue_now, per_image(hue)),
+        return from_hexcone(sixths + 6 * per_image(hue),
                                      chroma * per_image(saturation) * exposure,
                                      value * exposure).clamp(0, 255)
 
@@ -420,9 +410,9 @@ class CaffeSSD(Resize):
 
         pixels = (pixels + brightness[:, None]).clamp(0, 255)
         pixels = (pixels * torch.where(contrast_first, contrast, 1.0)[:, None]).clamp(0, 255)
-        hue_now, chroma, value = hue_chroma_value(pixels)
+        sixths, chroma, value = hexcone(pixels)
         chroma = torch.minimum(chroma * saturation, value)   # 8-bit HSV: saturation up to 1
-        pixels = from_hue_chroma_value(turned(hue_now, hue), chroma, value).clamp(0, 255)
+        pixels = from_hexcone(sixths + 6 * hue, chroma, value).clamp(0, 255)
         return (pixels * torch.where(contrast_first, 1.0, contrast)[:, None]).clamp(0, 255)
 
     def keeps(self, moved, clipped):
