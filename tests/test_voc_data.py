@@ -1,5 +1,6 @@
 """The VOC 2007 pipeline (voc2007/data.py) on sets in VOC's layout from voc2007/synthetic.py:
-annotations, transforms, difficult flags, errors, downloads offline, loader and its seeding."""
+annotations, box coordinates, difficult flags, errors, downloads offline, both training loaders
+and their seeding."""
 import shutil
 import xml.etree.ElementTree as ET
 
@@ -11,8 +12,8 @@ from common import cli
 from common.errors import UserError
 from conftest import run_script
 from voc2007 import data
-from voc2007.data import (CLASSES, VOCDataset, eval_transform, make_loader, ssd_train_transform,
-                          yolo_train_transform)
+from voc2007.data import (CLASSES, VOCDataset, VOCDeviceLoader, eval_transform, make_loader,
+                          ssd_train_transform, to_voc_boxes, yolo_train_transform)
 from voc2007.synthetic import DEFAULT_CLASSES, write_synthetic_voc
 
 TRAIN_TRANSFORMS = {"yolo": yolo_train_transform, "ssd": ssd_train_transform}
@@ -135,29 +136,40 @@ def write_annotation(path, size, objects):
                     f"</annotation>")
 
 
-def test_degenerate_boxes_are_dropped_counted_and_kept_for_evaluation(tmp_path):
+def test_boxes_become_continuous_and_degenerate_ones_are_counted(tmp_path):
+    """VOC's 1-based inclusive box (11, 21, 60, 80) covers pixels 10..59 and 20..79: [10, 20,
+    60, 80] in the samples; a box of one pixel column is kept, one wholly outside the image is
+    left out and counted; the evaluation's ground truth keeps the XML's numbers."""
     write_synthetic_voc(tmp_path, trainval=1, test=0, min_size=100, max_size=100)
     write_annotation(folder(tmp_path) / "Annotations" / "000001.xml", (100, 100),
-                     [("dog", 0, 11, 21, 60, 80), ("cat", 1, 30, 30, 30, 50)])
+                     [("dog", 0, 11, 21, 60, 80), ("bird", 0, 30, 30, 30, 50),
+                      ("cat", 1, 120, 30, 130, 50)])
     messages = []
     dataset = VOCDataset(tmp_path, "trainval", eval_transform(50), log=messages.append)
     assert dataset.summary()["degenerate"] == 1 and dataset.summary()["difficult"] == 1
-    assert len(messages) == 1 and "1 annotated box(es) of zero width" in messages[0]
+    assert len(messages) == 1 and "1 annotated box(es) wholly outside" in messages[0]
     image, target = dataset[0]
     assert image.shape == (3, 50, 50)
-    # the 100x100 image halves: (11, 21, 60, 80) -> (5.5, 10.5, 30, 40)
-    assert torch.equal(target["boxes"], torch.tensor([[5.5, 10.5, 30.0, 40.0]]))
-    assert target["labels"].tolist() == [CLASSES.index("dog")]
-    assert target["difficult"].tolist() == [False]
+    # the 100x100 image halves
+    assert torch.equal(target["boxes"], torch.tensor([[5.0, 10, 30, 40], [14.5, 14.5, 15, 25]]))
+    assert target["labels"].tolist() == [CLASSES.index("dog"), CLASSES.index("bird")]
+    assert target["difficult"].tolist() == [False, False]
     assert target["dropped_boxes"] == 0 and target["image_id"] == "000001"
     truth = dataset.ground_truth(0)
-    assert torch.equal(truth["boxes"], torch.tensor([[11.0, 21, 60, 80], [30, 30, 30, 50]]))
-    assert truth["labels"].tolist() == [11, 7] and truth["difficult"].tolist() == [False, True]
+    assert torch.equal(truth["boxes"], torch.tensor([[11.0, 21, 60, 80], [30, 30, 30, 50],
+                                                     [120, 30, 130, 50]]))
+    assert truth["labels"].tolist() == [11, 2, 7]
+    assert truth["difficult"].tolist() == [False, False, True]
+    # a detection in the samples' coordinates, scaled back, is evaluated in the XML's numbers
+    assert torch.equal(to_voc_boxes(target["boxes"][:1] * 2), truth["boxes"][:1])
+    assert to_voc_boxes(torch.tensor([[3.5, 2.0, 3.5, 2.5]])).tolist() == [[3.5, 2.5, 3.5, 2.5]]
 
 
 @pytest.mark.parametrize("objects,expected", [
     ([("unicorn", 0, 1, 1, 9, 9)], "'unicorn', not one of the 20 VOC classes"),
     ([("dog", 0, 20, 1, 9, 9)], "xmin > xmax"),
+    ([("dog", 0, 1, 1, "inf", 9)], "coordinate that is not a finite number: <xmax>inf</xmax>"),
+    ([("dog", 0, "nan", 1, 9, 9)], "coordinate that is not a finite number: <xmin>nan</xmin>"),
 ])
 def test_invalid_annotations_name_their_file(small_voc, objects, expected):
     path = folder(small_voc) / "Annotations" / "000002.xml"
@@ -165,6 +177,18 @@ def test_invalid_annotations_name_their_file(small_voc, objects, expected):
     with pytest.raises(UserError, match=expected) as error:
         VOCDataset(small_voc, "trainval")
     assert str(path) in str(error.value)
+
+
+@pytest.mark.parametrize("split", ["trainval", "test"])
+def test_an_empty_split_list_is_refused_naming_the_file(small_voc, split, capsys):
+    path = folder(small_voc) / "ImageSets" / "Main" / f"{split}.txt"
+    path.write_text("")
+    with pytest.raises(UserError) as error:
+        VOCDataset(small_voc, split)
+    assert str(error.value).startswith(f"{path} lists no images")
+    assert "--batch-size" not in str(error.value)
+    assert cli.run(data.main, ["--data-dir", str(small_voc)]) == 2
+    assert f"{path} lists no images" in capsys.readouterr().err
 
 
 def test_unparsable_annotation_and_missing_bndbox_name_their_file(small_voc):
@@ -203,7 +227,7 @@ def test_undecodable_image_is_a_user_error_also_from_a_worker(small_voc):
 
 
 def test_absent_data_offline_names_the_folder_and_leaves_nothing(tmp_path):
-    data_dir = tmp_path / "data"
+    data_dir = tmp_path / "new" / "data"
     with pytest.raises(UserError) as error:
         VOCDataset(data_dir, "trainval")
     message = str(error.value)
@@ -211,7 +235,7 @@ def test_absent_data_offline_names_the_folder_and_leaves_nothing(tmp_path):
                      "VOCtest_06-Nov-2007.tar", "http://host.robots.ox.ac.uk/pascal/VOC/voc2007/",
                      "ImageSets/Main/trainval.txt"):
         assert expected in message
-    assert list(data_dir.iterdir()) == []   # no scratch folder, no half-written VOCdevkit
+    assert list(tmp_path.iterdir()) == []   # no data folder, no scratch, no VOCdevkit
 
 
 def test_half_present_folder_offline_names_what_is_missing(small_voc, capsys):
@@ -228,31 +252,63 @@ def indices(batches):
     return [target["index"] for _, targets in batches for target in targets]
 
 
-def test_loader_batches_drop_last_and_shard(voc_dir):
+def shard(loader, epoch):
+    """The dataset indices of a training loader's steps in `epoch`, in order."""
+    loader.set_epoch(epoch)
+    return [index for _, _, index in loader.sampler]
+
+
+def check_training_batch(batch, size, count, max_boxes, device="cpu"):
+    images, boxes, labels, dropped = batch
+    assert images.shape == (count, 3, size, size) and images.dtype == torch.uint8
+    assert boxes.shape == (count, max_boxes, 4) and boxes.dtype == torch.float32
+    assert labels.shape == (count, max_boxes) and labels.dtype == torch.int64
+    assert dropped.shape == (count,) and dropped.dtype == torch.int64
+    padding = labels < 0
+    assert (boxes[padding] == 0).all()
+    assert torch.equal(padding, padding.cummax(1).values)   # padding after the boxes
+    assert all(tensor.device.type == device for tensor in batch)
+
+
+@pytest.mark.parametrize("on_device", [False, True])
+def test_training_loaders_batch_drop_last_and_shard(voc_dir, on_device):
     train_set = VOCDataset(voc_dir, "trainval", yolo_train_transform(64), drop_difficult=True)
-    loader = make_loader(train_set, batch_size=5, train=True, workers=0)
-    batches = list(loader)
-    assert len(loader) == len(batches) == 3    # 16 images: 3 batches of 5, one image left out
-    for images, targets in batches:
-        assert images.shape == (5, 3, 64, 64) and images.dtype == torch.uint8
-        assert len(targets) == 5 and all(t["boxes"].shape[1:] == (4,) for t in targets)
-    assert len(set(indices(batches))) == 15
 
-    ranks = [make_loader(train_set, batch_size=4, train=True, workers=0, rank=rank,
-                         world_size=2) for rank in range(2)]
-    shards = [indices(list(loader)) for loader in ranks]
+    def loader(batch_size, **options):
+        if on_device:
+            return VOCDeviceLoader(train_set, batch_size=batch_size, device="cpu", **options)
+        return make_loader(train_set, batch_size=batch_size, train=True, workers=0, **options)
+
+    assert train_set.max_boxes == max(len(train_set[index][1]["labels"])
+                                      for index in range(len(train_set)))
+    single = loader(5)
+    batches = list(single)
+    assert len(single) == len(batches) == 3    # 16 images: 3 batches of 5, one image left out
+    for batch in batches:
+        check_training_batch(batch, 64, 5, train_set.max_boxes)
+    assert len(set(shard(single, 0))) == 16 and len(set(shard(single, 0)[:15])) == 15
+
+    ranks = [loader(4, rank=rank, world_size=2) for rank in range(2)]
     assert len(ranks[0]) == len(ranks[1]) == 4      # 8 images per rank, 2 per step
-    assert not set(shards[0]) & set(shards[1])
+    assert not set(shard(ranks[0], 1)) & set(shard(ranks[1], 1))
+    for batch in ranks[1]:
+        check_training_batch(batch, 64, 2, train_set.max_boxes)
 
+    with pytest.raises(UserError, match="does not split evenly"):
+        loader(5, world_size=2)
+    with pytest.raises(UserError, match="more than the 16 training images"):
+        loader(32)
+
+
+def test_evaluation_loader_shards_in_order(voc_dir):
     test_set = VOCDataset(voc_dir, "test", eval_transform(64))
     shards = [indices(make_loader(test_set, batch_size=6, train=False, workers=0, rank=rank,
                                   world_size=2)) for rank in range(2)]
     assert shards == [[0, 2, 4, 6], [1, 3, 5, 7]]   # 3 per step per rank, the last one short
-
-    with pytest.raises(UserError, match="does not split evenly"):
-        make_loader(train_set, batch_size=5, train=True, workers=0, world_size=2)
-    with pytest.raises(UserError, match="more than the 16 training images"):
-        make_loader(train_set, batch_size=32, train=True, workers=0)
+    images, targets = next(iter(make_loader(test_set, batch_size=3, train=False, workers=0)))
+    assert images.shape == (3, 3, 64, 64)
+    assert [target["orig_size"] for target in targets] \
+        == [annotation.size for annotation in test_set.annotations[:3]]
 
 
 def test_subset_is_fixed_and_in_voc_order(voc_dir):
@@ -266,29 +322,54 @@ def test_subset_is_fixed_and_in_voc_order(voc_dir):
 
 
 def test_augmentation_depends_on_seed_epoch_and_index_only(voc_dir):
-    dataset = VOCDataset(voc_dir, "trainval", ssd_train_transform(96))
+    dataset = VOCDataset(voc_dir, "trainval", ssd_train_transform(96), drop_difficult=True)
 
     def epoch_batches(workers, epoch):
         loader = make_loader(dataset, batch_size=4, train=True, workers=workers, seed=3)
-        loader.set_epoch(epoch)
-        return list(loader)
+        return shard(loader, epoch), list(loader)
 
     state = torch.get_rng_state()
-    in_process = epoch_batches(0, 1)
+    order, in_process = epoch_batches(0, 1)
     assert torch.equal(torch.get_rng_state(), state)   # the training loop's generator untouched
-    with_workers = epoch_batches(2, 1)
-    assert indices(in_process) == indices(with_workers)
-    for (images, targets), (other_images, other_targets) in zip(in_process, with_workers):
-        assert torch.equal(images, other_images)
-        for target, other in zip(targets, other_targets):
-            assert torch.equal(target["boxes"], other["boxes"])
-            assert torch.equal(target["labels"], other["labels"])
-    images, targets = with_workers[0]   # each sample seeded from (seed, epoch, index) alone
-    for image, target in zip(images, targets):
-        assert torch.equal(image, dataset[(3, 1, target["index"])][0])
-    assert indices(epoch_batches(0, 2)) != indices(in_process)
+    assert epoch_batches(2, 1)[0] == order
+    for batch, other in zip(in_process, epoch_batches(2, 1)[1]):
+        assert all(torch.equal(tensor, other_tensor) for tensor, other_tensor in zip(batch, other))
+    images, boxes, labels, dropped = in_process[0]   # each sample from (seed, epoch, index) alone
+    for position, index in enumerate(order[:4]):
+        image, target = dataset[(3, 1, index)]
+        count = len(target["labels"])
+        assert torch.equal(images[position], image)
+        assert torch.equal(boxes[position, :count], target["boxes"])
+        assert torch.equal(labels[position, :count], target["labels"])
+        assert (labels[position, count:] == -1).all()
+        assert dropped[position] == target["dropped_boxes"]
+    assert epoch_batches(0, 2)[0] != order
     assert any(not torch.equal(dataset[(3, 1, index)][0], dataset[(3, 2, index)][0])
                for index in range(4))
+
+
+def test_device_loader_repeats_an_epoch_exactly_and_varies_across_epochs(voc_dir):
+    """A resumed run builds a fresh loader: the same (seed, epoch) gives the same batches; the
+    images of each step are the DataLoader path's."""
+    dataset = VOCDataset(voc_dir, "trainval", ssd_train_transform(64), drop_difficult=True)
+
+    def epoch(number, seed=3):
+        loader = VOCDeviceLoader(dataset, batch_size=4, device="cpu", seed=seed)
+        loader.set_epoch(number)
+        return list(loader)
+
+    first, again = epoch(2), epoch(2)
+    for batch, other in zip(first, again):
+        assert all(torch.equal(tensor, other_tensor) for tensor, other_tensor in zip(batch, other))
+    assert not torch.equal(first[0][0], epoch(3)[0][0])
+    assert not torch.equal(first[0][0], epoch(2, seed=4)[0][0])
+    device = VOCDeviceLoader(dataset, batch_size=4, device="cpu", seed=3)
+    loader = make_loader(dataset, batch_size=4, train=True, workers=0, seed=3)
+    assert shard(device, 2) == shard(loader, 2) and len(device) == len(loader)
+    # boxes are shuffled per image: over epochs an image's first box changes
+    two_boxes = next(index for index in range(len(dataset)) if len(dataset.boxes_of(index)[1]) > 1)
+    firsts = {tuple(dataset[(3, number, two_boxes)][1]["labels"].tolist()) for number in range(8)}
+    assert len(firsts) > 1
 
 
 def test_scripts_generate_and_summarise(tmp_path):

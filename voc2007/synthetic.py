@@ -84,6 +84,33 @@ def write_synthetic_voc(root, trainval=40, test=20, seed=0, min_size=120, max_si
     return folder
 
 
+def write_rectangles_voc(root, images, background=(40, 40, 40)):
+    """A VOC2007 folder under root for tests that measure boxes on the pixels, and its path:
+    image k of `images` (ids 000001, ...) is (width, height, objects), each object (name,
+    xmin, ymin, xmax, ymax, difficult) in VOC's 1-based inclusive pixels, drawn as a filled
+    rectangle of its class' colour (style(name)) on a uniform `background`. The JPEGs are
+    saved at quality 100 without chroma subsampling, so edges stay within a few levels.
+    trainval, train and test list every image."""
+    folder = Path(root) / "VOCdevkit" / "VOC2007"
+    for sub in ("JPEGImages", "Annotations", "ImageSets/Main"):
+        (folder / sub).mkdir(parents=True)
+    ids = [f"{number:06d}" for number in range(1, len(images) + 1)]
+    for image_id, (width, height, objects) in zip(ids, images):
+        image = Image.new("RGB", (width, height), background)
+        draw = ImageDraw.Draw(image)
+        for name, x0, y0, x1, y1, _ in objects:
+            draw.rectangle((x0 - 1, y0 - 1, x1 - 1, y1 - 1), fill=style(name)[1])
+        image.save(folder / "JPEGImages" / f"{image_id}.jpg", quality=100, subsampling=0)
+        write_annotation(folder / "Annotations" / f"{image_id}.xml", image_id, (width, height),
+                         [{"name": name, "truncated": False, "difficult": difficult,
+                           "box": (x0, y0, x1, y1)}
+                          for name, x0, y0, x1, y1, difficult in objects])
+    for split in ("trainval", "train", "test"):
+        (folder / "ImageSets" / "Main" / f"{split}.txt").write_text(
+            "".join(f"{image_id}\n" for image_id in ids))
+    return folder
+
+
 def write_set(folder, params, rng):
     for sub in ("JPEGImages", "Annotations", "ImageSets/Main"):
         (folder / sub).mkdir(parents=True)
