@@ -57,7 +57,7 @@ RECIPE_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "optimizer", "sched
 # Flags that say where and how a run is carried out, not what it computes: a resume may change
 # them, and make report does not hold them against a run.
 EXECUTION_FLAGS = {"device", "precision", "compile", "cuda_graphs", "data_dir", "out", "resume",
-                   "continue_run", "workers", "eval_every", "eval_images"}
+                   "continue_run", "input", "workers", "eval_every", "eval_images"}
 UNSET = object()   # marks a flag left to its default
 
 

@@ -80,9 +80,10 @@ def history_without_times(out):
             for record in metrics(out)["history"]]
 
 
-def test_resume_continues_exactly(voc_dir, tmp_path):
+@pytest.mark.parametrize("pipeline", ["workers", "device"])
+def test_resume_continues_exactly(voc_dir, tmp_path, pipeline):
     common = ["--model", "tiny", "--data-dir", voc_dir, "--batch-size", 4, "--limit-train", 12,
-              "--limit-test", 4, "--eval-every", 1, *CPU]
+              "--limit-test", 4, "--eval-every", 1, "--input", pipeline, *CPU]
     assert ssd(*common, "--epochs", 2, "--out", tmp_path / "straight") == 0
     assert ssd(*common, "--epochs", 1, "--out", tmp_path / "resumed") == 0
     assert ssd(*common, "--epochs", 2, "--out", tmp_path / "resumed", "--resume") == 0

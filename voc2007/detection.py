@@ -27,8 +27,8 @@ from common.training import (already_done, check_batch_size, check_weights_finit
                              checkpoint_to_resume, divergence, lr_text, optimization,
                              prepare_model, resume_state, run_record, save_checkpoint)
 from common.voc_eval import voc_eval
-from voc2007.data import (CLASSES, VOCDataset, ensure_voc, eval_transform, make_loader,
-                          pad_targets)
+from voc2007.data import (CLASSES, VOCDataset, VOCDeviceLoader, ensure_voc, eval_transform,
+                          make_loader, to_voc_boxes)
 from voc2007.pictures import plot_detections
 
 DATASET = "voc2007"
@@ -43,8 +43,16 @@ METRIC = "VOC 2007 11-point interpolated AP at IoU > 0.5, difficult objects igno
 def add_detection_arguments(parser):
     """The flags both detectors' train scripts add to the common ones."""
     group = parser.add_argument_group("detection")
+    group.add_argument("--input", choices=("auto", "device", "workers"), default="auto",
+                       help="device: decode trainval once into the training device's memory "
+                            "(VOC 2007's: 3.8 GB) and augment whole batches there; workers: "
+                            "DataLoader worker processes (--workers) decode and augment image "
+                            "by image. The same augmentation either way. auto: device on a GPU "
+                            "where trainval takes under half its free memory, else workers "
+                            "(%(default)s)")
     group.add_argument("--workers", type=nonnegative_int, default=min(8, os.cpu_count() or 1),
-                       help="DataLoader worker processes per training process; `make bench` "
+                       help="DataLoader worker processes per training process: for the "
+                            "evaluations, and for training with --input workers; `make bench` "
                             "measures how many images/s one worker prepares (%(default)s)")
     group.add_argument("--eval-every", type=positive_int,
                        help="evaluate test mAP on --eval-images images every N epochs and at "
@@ -63,6 +71,18 @@ def derive_milestones(fractions):
         if args.scheduler == "multistep" and not args.milestones:
             args.milestones = [round(fraction * args.epochs) for fraction in fractions]
     return derive
+
+
+def input_pipeline(requested, dataset, device):
+    """"device" or "workers" for --input `requested` (see add_detection_arguments)."""
+    if requested != "auto":
+        return requested
+    if device.type != "cuda":
+        return "workers"
+    free, _ = torch.cuda.mem_get_info(device)
+    height, width = (max(annotation.size[k] for annotation in dataset.annotations)
+                     for k in (0, 1))
+    return "device" if len(dataset) * 3 * height * width < free / 2 else "workers"
 
 
 def to_device(images, device):
@@ -134,7 +154,8 @@ def detect(model, loader, *, device, dist, precision, log=lambda *_: None):
         for detection, target in zip(detections, targets):
             height, width = target["orig_size"]
             scale = torch.tensor([width, height, width, height]) / side
-            found[target["index"]] = {"boxes": detection["boxes"].float().cpu() * scale,
+            found[target["index"]] = {"boxes": to_voc_boxes(detection["boxes"].float().cpu()
+                                                            * scale),
                                       "scores": detection["scores"].float().cpu(),
                                       "labels": detection["labels"].cpu()}
     if dist.enabled:
@@ -235,8 +256,14 @@ def _train(args, detector, build_model, train_transform, title, device, dist, lo
     cuda = device.type == "cuda"
     loading = dict(workers=args.workers, seed=args.seed, rank=dist.rank,
                    world_size=dist.world_size, pin_memory=cuda)
-    train_loader = PaddedBatches(make_loader(train_set, batch_size=args.batch_size, train=True,
-                                             **loading), max_boxes(train_set))
+    if input_pipeline(args.input, train_set, device) == "device":
+        log(f"decoding {len(train_set):,} trainval images into {runtime.describe_device(device)}"
+            " memory (--input device)")
+        train_loader = VOCDeviceLoader(train_set, batch_size=args.batch_size, device=device,
+                                       seed=args.seed, rank=dist.rank,
+                                       world_size=dist.world_size)
+    else:
+        train_loader = make_loader(train_set, batch_size=args.batch_size, train=True, **loading)
     check_batch_size(model, args.batch_size // dist.world_size, dist)
     model, train_model, eval_model = prepare_model(model, args, device=device, dist=dist,
                                                    resumed=resumed, log=log)
@@ -349,29 +376,3 @@ def _train(args, detector, build_model, train_transform, title, device, dist, lo
     log(f"test mAP {ap_text(results['test']['map'])}% ({METRIC}) after "
         f"{plural(len(history), 'epoch')}, {duration(metrics['final']['train_seconds'])} of "
         f"training -> {out}")
-
-
-def max_boxes(dataset):
-    """The most training boxes (not difficult) of an image of `dataset`: the padded batches'
-    box count, fixed for the run."""
-    return max([int((~annotation.difficult).sum()) for annotation in dataset.annotations] + [1])
-
-
-class PaddedBatches:
-    """The training loader's (images, list of targets) as (images, boxes, labels, dropped),
-    padded to `box_count` boxes."""
-
-    def __init__(self, loader, box_count):
-        self.loader, self.box_count = loader, box_count
-
-    def __len__(self):
-        return len(self.loader)
-
-    def set_epoch(self, epoch):
-        self.loader.set_epoch(epoch)
-
-    def __iter__(self):
-        for images, targets in self.loader:
-            boxes, labels = pad_targets(targets, self.box_count)
-            dropped = torch.tensor([target["dropped_boxes"] for target in targets])
-            yield images, boxes, labels, dropped

@@ -62,8 +62,9 @@ def add_ssd_arguments(parser):
                        help="report: the report's batch 8 at lr 0.003; paper: Liu et al. 2016, "
                             "batch 32 at lr 0.001 (%(default)s)")
     group.add_argument("--augment", choices=sorted(AUGMENTATIONS),
-                       help="paper: photometric distortions, zoom-out, IoU-constrained crops, "
-                            "horizontal flip; none (%(default)s)")
+                       help="paper: Caffe's ssd_pascal.py (voc2007/augment.py): brightness "
+                            "+-32, contrast, saturation, hue, zoom-out up to 4x, the IoU "
+                            "samplers, flip; none: the resize alone (%(default)s)")
     add_detection_arguments(parser)
 
 

@@ -89,8 +89,10 @@ def add_yolo_arguments(parser):
                        help="width of the first fully connected layer: the paper's 4096, the "
                             "report's tutorial's 496, 256 for tiny (%(default)s)")
     group.add_argument("--augment", choices=sorted(AUGMENTATIONS),
-                       help="paper: scaling and translation up to 20%%, exposure and "
-                            "saturation up to 1.5, horizontal flip; none (%(default)s)")
+                       help="paper: darknet's (voc2007/augment.py): jitter of 20%% on each "
+                            "edge (scale, shift and aspect), flip, hue +-0.1, saturation and "
+                            "exposure x rand_scale(1.5) in HSV; none: the resize alone "
+                            "(%(default)s)")
     add_detection_arguments(parser)
 
 
