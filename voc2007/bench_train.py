@@ -1,12 +1,16 @@
 """Training images per second of the full detectors on this device, YOLOv1 (448x448, its
-default ResNet-50 backbone) and SSD300, against what one input-pipeline worker prepares: the
-ratio is how many DataLoader workers (--workers) keep the training fed.
-
-The training steps run the recipe's optimizer and autocast precision on batches already on the
-device (random images with three boxes each), so they time the network alone; the pipeline is
-timed in-process on generated VOC-like images (voc2007/bench_data.py times it with workers).
+default ResNet-50 backbone, the paper recipe's batch 64) and SSD300 (the report recipe's batch
+8 and the paper recipe's 32), measured two ways in one run:
+- the network alone: the training step (common/step.py: captured as a CUDA graph where it can
+  be, in the network's precision) repeated on one batch already on the device;
+- end to end: epochs of the training loop (voc2007/detection.py) over a generated VOC-layout
+  set of VOC's image sizes, with the input decoded and augmented on the device (--input
+  device), and with --workers DataLoader workers (--input workers).
+End to end at the network's rate means the input keeps the GPU fed. On the CPU the batches are
+small (--batch-size) and the set tiny: a check that it runs, not a figure to quote.
 """
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -18,86 +22,125 @@ import torch  # noqa: E402
 
 from common import cli, runtime  # noqa: E402
 from common.bench import synchronize  # noqa: E402
-from common.engine import autocast, build_optimizer, grad_scaler, optimizer_step  # noqa: E402
+from common.engine import Schedule, build_optimizer, plural  # noqa: E402
+from common.step import grad_scaler, use_graphs  # noqa: E402
 from voc2007 import train_ssd, train_yolo  # noqa: E402
-from voc2007.bench_data import images_per_second  # noqa: E402
-from voc2007.data import VOCDataset, pad_targets  # noqa: E402
+from voc2007.data import VOCDataset, VOCDeviceLoader, make_loader  # noqa: E402
+from voc2007.detection import detector_step, train_one_epoch  # noqa: E402
+from voc2007.models import INPUT_SIZE  # noqa: E402
 from voc2007.synthetic import write_synthetic_voc  # noqa: E402
 
-# name: (build_model, --model, its recipe, its training transform)
+WARMUP_STEPS = 5
+# name: (train script, its --model, that model's name in voc2007/models.py, its recipe)
 DETECTORS = {
-    "YOLOv1 ResNet-50 448x448": (train_yolo.build_model, "resnet50",
-                                 train_yolo.PAPER_RECIPES["resnet50"],
-                                 train_yolo.AUGMENTATIONS["paper"]),
-    "SSD300": (train_ssd.build_model, "ssd300", train_ssd.REPORT_RECIPES["ssd300"],
-               train_ssd.AUGMENTATIONS["paper"]),
+    "YOLOv1 ResNet-50 448x448": (train_yolo, "resnet50", "yolo-resnet50",
+                                 train_yolo.PAPER_RECIPES["resnet50"]),
+    "SSD300, report recipe": (train_ssd, "ssd300", "ssd-ssd300",
+                              train_ssd.REPORT_RECIPES["ssd300"]),
+    "SSD300, paper recipe": (train_ssd, "ssd300", "ssd-ssd300",
+                             train_ssd.PAPER_RECIPES["ssd300"]),
 }
 
 
-def random_batch(batch_size, size, device):
-    """Images in [0, 1] and three boxes per image, as the training loop hands them over."""
-    generator = torch.Generator().manual_seed(0)
-    images = torch.rand(batch_size, 3, size, size, generator=generator).to(device)
-    targets = []
-    for _ in range(batch_size):
-        corner = torch.rand(3, 2, generator=generator) * size * 0.6
-        extent = torch.rand(3, 2, generator=generator) * size * 0.3 + size * 0.1
-        targets.append({"boxes": torch.cat([corner, corner + extent], 1).to(device),
-                        "labels": torch.randint(0, 20, (3,), generator=generator).to(device)})
-    return images, targets
+def training_setup(script, model_name, recipe, device):
+    """(model, its detector_step, the recipe as args, its precision, graphs or not), as the
+    train script builds them (random weights: the time is the same)."""
+    args = argparse.Namespace(model=model_name, **{"momentum": None, "hidden": None, **recipe})
+    torch.manual_seed(0)
+    model = script.build_model(args)
+    cuda = device.type == "cuda"
+    model.to(device, memory_format=torch.channels_last if cuda else torch.contiguous_format)
+    precision = runtime.resolve_precision("auto", device, model)
+    graphs = use_graphs(None, device=device, distributed=False, precision=precision,
+                        optimizer=args.optimizer, compiled=False)
+    optimizer = build_optimizer(args, model, device, graphs)
+    step = detector_step(model, optimizer, device=device, precision=precision,
+                         scaler=grad_scaler(device, precision), graphs=graphs)
+    return model, step, args, precision, graphs
 
 
-def training_images_per_second(build_model, model_name, recipe, *, batch_size, steps, device):
-    """(images/s of `steps` optimizer steps of the recipe after two warm-up steps, the precision,
-    the model's input side)."""
-    args = argparse.Namespace(model=model_name, **{"momentum": None, **recipe})
-    model = build_model(args).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+def network_alone(script, model_name, recipe, loader, *, steps, device):
+    """Images/s of `steps` training steps on the first batch of `loader`, on the device."""
+    model, step, args, precision, graphs = training_setup(script, model_name, recipe, device)
     model.train()
-    precision = runtime.resolve_precision("auto", device)
-    optimizer = build_optimizer(args, model, device)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    scaler = grad_scaler(device, precision)
-    images, targets = random_batch(batch_size, model.image_size, device)
-    for step in range(steps + 2):
-        if step == 2:   # after cuDNN's autotuning and the allocator's first requests
-            synchronize(device)
-            started = time.perf_counter()
-        with autocast(device, precision):
-            loss = sum(model(images, *pad_targets(targets)).values())
-        optimizer_step(loss, optimizer, scheduler, scaler)
+    batch = [tensor.to(device) for tensor in next(iter(loader))[:3]]
+    for _ in range(WARMUP_STEPS):
+        step(args.lr, *batch)
     synchronize(device)
-    return steps * batch_size / (time.perf_counter() - started), precision, model.image_size
+    started = time.perf_counter()
+    for _ in range(steps):
+        step(args.lr, *batch)
+    synchronize(device)
+    return steps * len(batch[0]) / (time.perf_counter() - started), precision, graphs
+
+
+def end_to_end(script, model_name, recipe, loader, *, device):
+    """Images/s of an epoch of the training loop over `loader`, after a warm-up epoch."""
+    model, step, args, _, _ = training_setup(script, model_name, recipe, device)
+    schedule = Schedule(args, len(loader))
+    seconds = []
+    for epoch in (1, 2):
+        loader.set_epoch(epoch)
+        synchronize(device)
+        started = time.perf_counter()
+        train_one_epoch(model, step, loader, schedule, epoch=epoch, device=device,
+                        dist=runtime.Distributed(), clock=None, log=lambda *_: None)
+        synchronize(device)
+        seconds.append(time.perf_counter() - started)
+    return len(loader) * loader.batch_size / seconds[-1]
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--batch-size", type=cli.positive_int,
-                        help="training batch (default: the recipe's on CUDA, 2 on the CPU)")
-    parser.add_argument("--steps", type=cli.positive_int, default=3,
-                        help="timed training steps (%(default)s)")
-    parser.add_argument("--images", type=cli.positive_int, default=64,
-                        help="images of the timed pipeline epoch (%(default)s)")
+                        help="training batch (default: each recipe's on CUDA, 2 on the CPU)")
+    parser.add_argument("--steps", type=cli.positive_int,
+                        help="timed steps of the network alone (default: 30 on CUDA, 2 on the "
+                             "CPU)")
+    parser.add_argument("--images", type=cli.positive_int,
+                        help="images of the generated trainval set, an epoch (default: 640 on "
+                             "CUDA, 8 on the CPU)")
+    parser.add_argument("--workers", type=cli.nonnegative_int, default=min(8, os.cpu_count()),
+                        help="DataLoader workers of --input workers (default: %(default)s)")
+    parser.add_argument("--tiny", action="store_true",
+                        help="the tiny configurations (112 and 64 px) instead: a check that the "
+                             "bench runs, on the CPU")
+    parser.add_argument("--detectors", nargs="+", choices=sorted(DETECTORS),
+                        default=list(DETECTORS), metavar="NAME",
+                        help=f"(default: all: {', '.join(DETECTORS)})")
     args = parser.parse_args(argv)
     device, _ = runtime.setup(args.device)
-    print(f"training the full detectors on {runtime.describe_device(device)} against one "
-          "input-pipeline worker")
-    print(f"  {'detector':<26} {'batch':>5} {'precision':>9} {'train img/s':>12} "
-          f"{'worker img/s':>13} {'workers needed':>15}")
+    cuda = device.type == "cuda"
+    steps = args.steps or (30 if cuda else 2)
+    print(f"training images/s on {runtime.describe_device(device)}: the network alone, and end "
+          f"to end with the input on the device and with "
+          f"{plural(args.workers, 'DataLoader worker')}")
+    print(f"  {'detector':<26} {'batch':>5} {'precision':>15} {'network':>9} {'device input':>13} "
+          f"{'ratio':>6} {'workers':>9} {'ratio':>6}")
     with tempfile.TemporaryDirectory() as scratch:
-        write_synthetic_voc(scratch, trainval=args.images, test=0, min_size=333, max_size=500)
-        for name, (build_model, model_name, recipe, transform) in DETECTORS.items():
-            batch_size = args.batch_size or (recipe["batch_size"] if device.type == "cuda"
-                                             else 2)
-            trained, precision, size = training_images_per_second(
-                build_model, model_name, recipe, batch_size=batch_size, steps=args.steps,
-                device=device)
-            dataset = VOCDataset(scratch, "trainval", transform(size), drop_difficult=True)
-            prepared = images_per_second(dataset, batch_size=min(16, len(dataset)), workers=0)
-            print(f"  {name:<26} {batch_size:>5} {precision:>9} {trained:>12.1f} "
-                  f"{prepared:>13.1f} {trained / prepared:>15.2f}")
+        write_synthetic_voc(scratch, trainval=args.images or (640 if cuda else 8), test=0,
+                            min_size=333, max_size=500)
+        for name in args.detectors:
+            script, model_name, registered, recipe = DETECTORS[name]
+            if args.tiny:
+                model_name, registered = "tiny", registered.split("-")[0] + "-tiny"
+                name = f"{name.split(',')[0].split()[0]} tiny" + name[len(name.split(',')[0]):]
+            batch_size = args.batch_size or (recipe["batch_size"] if cuda else 2)
+            transform = script.AUGMENTATIONS[recipe["augment"]]
+            dataset = VOCDataset(scratch, "trainval", transform(INPUT_SIZE[registered]),
+                                 drop_difficult=True)
+            on_device = VOCDeviceLoader(dataset, batch_size=batch_size, device=device)
+            with_workers = make_loader(dataset, batch_size=batch_size, train=True,
+                                       workers=args.workers, pin_memory=cuda)
+            alone, precision, graphs = network_alone(script, model_name, recipe, on_device,
+                                                     steps=steps, device=device)
+            fed = end_to_end(script, model_name, recipe, on_device, device=device)
+            workers = end_to_end(script, model_name, recipe, with_workers, device=device)
+            how = f"{precision}, {'graphs' if graphs else 'eager'}"
+            print(f"  {name:<26} {batch_size:>5} {how:>15} {alone:>9.1f} {fed:>13.1f} "
+                  f"{fed / alone:>6.2f} {workers:>9.1f} {workers / alone:>6.2f}", flush=True)
 
 
 if __name__ == "__main__":
