@@ -2,6 +2,8 @@
 another recipe, diverged, interrupted, unreadable, not run), what the user changed as opposed to
 what followed from it, each row against the figures of its own recipe; `make report` and the
 Makefile through make."""
+import contextlib
+import io
 import os
 import shlex
 import subprocess
@@ -77,8 +79,10 @@ def built(tmp_path_factory):
     tiny = ["--model", "tiny", "--epochs", "3"]
     fake_detector_run(runs, "yolo", tiny, given=["out", "data_dir", "model", "epochs"])
     fake_detector_run(runs, "yolo-report", ["--recipe", "report", *tiny], given=None)
-    code = cli.run(report.main, ["--runs", str(runs)])
-    assert code == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stderr(printed):
+        assert cli.run(report.main, ["--runs", str(runs)]) == 0
+    (runs / "stderr.txt").write_text(printed.getvalue())
     return runs, (runs / "REPORT.md").read_text()
 
 
@@ -139,6 +143,11 @@ def test_unreadable_runs_are_skipped_with_the_file_and_what_is_wrong(built):
             "'final.test_accuracy' is 'high', not a fraction in [0, 1].") in text
     assert (f"unreadable: {runs}/mnist/bn-net/diverged.json: 'epoch' is missing (or null), "
             "not an integer.") in text
+    skipped = (runs / "stderr.txt").read_text().splitlines()   # one line each, and on it went
+    assert skipped == [f"skipped: {runs}/mnist/alexnet/metrics.json: 'final.test_accuracy' is "
+                       "'high', not a fraction in [0, 1].",
+                       f"skipped: {runs}/mnist/bn-net/diverged.json: 'epoch' is missing (or "
+                       "null), not an integer."]
 
 
 def test_the_headline_counts_only_the_runs_that_are_their_row(built):
@@ -178,7 +187,7 @@ def test_each_detector_row_is_compared_with_the_figure_of_its_recipe(built):
     tutorial_row = line_of(text[text.index("`make voc2007-yolo-report`"):], "test mAP")
     assert tutorial_row.startswith("test mAP 10.00 (other recipe): report 2.61 (ours - report: "
                                    "(+7.39)), paper (63.4)")
-    assert "not run: `make voc2007-ssd-paper`" in text
+    assert "not run: `make voc2007-ssd-paper`; paper 68.0" in text
 
 
 def test_no_run_in_the_runs_folder_says_so(tmp_path, capsys):

@@ -103,7 +103,7 @@ def section(runs):
         parts.append(f"### {title}: `make voc2007-{name}`")
         our_map = None
         if not run.finished:
-            parts.append(run.status())
+            parts.append(f"{run.status()}; " + map_line(run, None, reported_map, paper))
         else:
             our_map = run.metrics["final"]["test_map"]
             our_map = None if our_map is None else 100 * our_map
@@ -121,7 +121,8 @@ def section(runs):
 
 
 def map_line(run, our_map, reported_map, paper):
-    """'test mAP 12.34 (partial): report 2.61 (ours - report: (+9.73)), paper (63.4)'"""
+    """'test mAP 12.34 (partial): report 2.61 (ours - report: (+9.73)), paper (63.4)'; only the
+    references for a run without figures."""
     def against(name, figure):
         if figure is None:
             return None
@@ -130,7 +131,8 @@ def map_line(run, our_map, reported_map, paper):
             gap = f"{our_map - comparable(figure):+.2f}"
             text += f" (ours - {name}: {gap if run.is_row else f'({gap})'})"
         return text
-    ours = "-" if our_map is None else run.mark(f"{our_map:.2f}")
-    references = [text for text in (against("report", reported_map), against("paper", paper))
-                  if text]
-    return f"test mAP {ours}: " + ", ".join(references)
+    references = ", ".join(text for text in (against("report", reported_map),
+                                             against("paper", paper)) if text)
+    if not run.finished:
+        return references
+    return f"test mAP {'-' if our_map is None else run.mark(f'{our_map:.2f}')}: {references}"
