@@ -70,9 +70,7 @@ class Run:
             return DIVERGED
         if self.metrics is None:
             return INTERRUPTED if (self.folder / "checkpoint.pt").exists() else NOT_RUN
-        if any(not departure.partial for departure in self.departures):
-            return OTHER
-        return PARTIAL if self.departures else FINISHED
+        return self.state_of_recipe() if self.departures else FINISHED
 
     @property
     def is_row(self):
@@ -96,8 +94,9 @@ class Run:
                     f"{self.diverged['step']} (`make {self.target}`"
                     + (f"; {self.state_of_recipe()}: {self.note_text()}" if self.notes else "")
                     + ")")
-        if state == INTERRUPTED:
-            return f"interrupted: `make {self.target} ARGS=--resume` goes on"
+        if state == INTERRUPTED:   # a target of several runs (--continue) resumes by itself
+            again = "" if target_recipe(self.target) is None else " ARGS=--resume"
+            return f"interrupted: `make {self.target}{again}` goes on"
         return f"not run: `make {self.target}`"
 
     def state_of_recipe(self):
@@ -224,7 +223,8 @@ def figure_problem(value, kind):
     nullable = name.endswith("null")
     good = isinstance(value, list) and len(value) == count and all(
         fraction(item, nullable) for item in value)
-    return None if good else f"a list of {count} {'fractions or nulls' if nullable else 'fractions'}"
+    items = "fractions or nulls" if nullable else "fractions"
+    return None if good else f"a list of {count} {items}"
 
 
 def is_number(value):
