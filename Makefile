@@ -108,12 +108,13 @@ summaries: ## every network's layer table and parameter count into $(RUNS)/SUMMA
 tensorboard: ## serve the TensorBoard of every run under $(RUNS), each named by its folder (ARGS="--port 6007")
 	$(PYTHON) -m common.tensorboard --runs "$(RUNS)" $(ARGS)
 
-clean: ## delete what can be rebuilt: caches, runs-quick/, $(RUNS)'s REPORT.md, report.png, SUMMARIES.md and TensorBoard links (never a run)
-	find . -name __pycache__ -type d -prune -exec rm -rf {} +
-	rm -rf .pytest_cache runs-quick "$(RUNS)/.tensorboard"
+clean: ## delete what can be rebuilt: Python caches, $(RUNS)'s REPORT.md, report.png, SUMMARIES.md and TensorBoard links (never a run)
+	find common mnist cifar10 scenes voc2007 tests -name __pycache__ -type d -prune \
+		-exec rm -rf {} +
+	rm -rf .pytest_cache "$(RUNS)/.tensorboard"
 	rm -f "$(RUNS)/REPORT.md" "$(RUNS)/report.png" "$(RUNS)/SUMMARIES.md"
 
-clean-runs: ## delete every run under $(RUNS) (weights, checkpoints, metrics), after asking
+clean-runs: ## delete every run under $(RUNS) (weights, checkpoints, metrics), after asking; RUNS=runs-quick for the quick ones
 	@printf 'Delete every run under %s: weights, checkpoints and metrics? [y/N] ' "$(RUNS)"; \
 	read answer; if [ "$$answer" = y ]; then rm -rf -- "$(RUNS)" && echo "deleted $(RUNS)"; \
 	else echo "kept $(RUNS)"; fi
