@@ -1,6 +1,7 @@
 # The recipe book: one target per result-table row of the course reports (../shared/seeds).
 # `make help` lists them. Extra flags reach the script through ARGS, e.g.
 #   make mnist-lenet ARGS="--epochs 1 --device cpu"      make mnist-lenet ARGS=--resume
+# Paths may hold spaces: make mnist-lenet DATA_DIR="/data/my data" RUNS="my runs".
 
 PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
 DATA_DIR ?= ./data
@@ -14,16 +15,27 @@ SCENES_DIR ?= $(DATA_DIR)
 VOC_DIR ?= $(DATA_DIR)
 ARGS ?=
 RUNS ?= runs
+# NPROC=4 make cifar10-resnet110: the run on 4 GPUs of this machine, one process each (DDP
+# through torchrun; the batch is split across them, rank 0 writes the run directory).
+NPROC ?=
 export DATA_DIR
 
+# A training script, launched by torchrun when NPROC is set
+TRAIN = $(if $(NPROC),$(PYTHON) -m torch.distributed.run --standalone --nproc_per_node=$(NPROC),$(PYTHON))
+# The targets of many small runs one after the other (the ablations, the sweep) run on one
+# process: NPROC is refused there rather than ignored.
+ONE_PROCESS = $(if $(NPROC),$(error NPROC=$(NPROC): $@ trains its small runs one after the other in one process; run it without NPROC))
+
 # The run directory is $(RUNS)/<dataset>/<target without the dataset prefix>.
-MNIST = $(PYTHON) mnist/train.py --out $(RUNS)/mnist/$(@:mnist-%=%)
-CIFAR10 = $(PYTHON) cifar10/train.py --out $(RUNS)/cifar10/$(@:cifar10-%=%) \
-	--data-dir $(CIFAR10_DIR)
-SCENES = $(PYTHON) scenes/train.py --out $(RUNS)/scenes/$(@:scenes-%=%) --data-dir $(SCENES_DIR)
-YOLO = $(PYTHON) voc2007/train_yolo.py --out $(RUNS)/voc2007/$(@:voc2007-%=%) \
-	--data-dir $(VOC_DIR)
-SSD = $(PYTHON) voc2007/train_ssd.py --out $(RUNS)/voc2007/$(@:voc2007-%=%) --data-dir $(VOC_DIR)
+MNIST = $(TRAIN) mnist/train.py --out "$(RUNS)/mnist/$(@:mnist-%=%)"
+CIFAR10 = $(TRAIN) cifar10/train.py --out "$(RUNS)/cifar10/$(@:cifar10-%=%)" \
+	--data-dir "$(CIFAR10_DIR)"
+SCENES = $(TRAIN) scenes/train.py --out "$(RUNS)/scenes/$(@:scenes-%=%)" \
+	--data-dir "$(SCENES_DIR)"
+YOLO = $(TRAIN) voc2007/train_yolo.py --out "$(RUNS)/voc2007/$(@:voc2007-%=%)" \
+	--data-dir "$(VOC_DIR)"
+SSD = $(TRAIN) voc2007/train_ssd.py --out "$(RUNS)/voc2007/$(@:voc2007-%=%)" \
+	--data-dir "$(VOC_DIR)"
 # Report 002 names no mixup alpha. 50 epochs of the scratch ResNet-18 on the scene subset: 75.00%
 # at alpha 0.4, 74.00% at 0.2, 73.83% at 1.0 and without mixup (600 val images: +-1.8 points).
 MIXUP = --mixup 0.4
@@ -46,20 +58,30 @@ MNIST_TARGETS = mnist-lenet mnist-alexnet mnist-resnet18-pretrained mnist-model1
 SCENES_TARGETS = scenes-lenet scenes-custom-lenet scenes-alexnet scenes-resnet18 \
 	scenes-resnet18-mixup scenes-resnet18-transfer scenes-resnet50-transfer-mixup \
 	scenes-resnet101-transfer-mixup scenes-resnet152-transfer-mixup scenes-lenet-lr-sweep
-VOC2007_TARGETS = voc2007-yolo voc2007-yolo-report voc2007-ssd
+VOC2007_TARGETS = voc2007-yolo voc2007-yolo-report voc2007-ssd voc2007-ssd-paper
 # every result row, in the order make reproduce runs them
 REPRODUCE_TARGETS = $(MNIST_TARGETS) $(CIFAR10_TARGETS) $(SCENES_TARGETS) $(VOC2007_TARGETS)
 # make reproduce and the *-all targets run each target with --continue, timed, then make report
-REPRODUCE = $(PYTHON) -m common.reproduce --runs $(RUNS) --args "$(ARGS)"
+REPRODUCE = $(PYTHON) -m common.reproduce --runs "$(RUNS)" --args "$(ARGS)"
 
-.PHONY: help install test bench report summaries tensorboard reproduce reproduce-quick \
-	data-mnist data-cifar10 data-scenes data-voc2007 mnist-all cifar10-all scenes-all \
+.PHONY: help install test bench report summaries tensorboard reproduce reproduce-quick clean \
+	clean-runs data-mnist data-cifar10 data-scenes data-voc2007 mnist-all cifar10-all scenes-all \
 	voc2007-all $(MNIST_TARGETS) $(CIFAR10_TARGETS) $(SCENES_TARGETS) $(VOC2007_TARGETS)
 
 help: ## list the targets and the report rows they reproduce
 	@awk 'BEGIN {FS = ":.*## "} \
 	     /^##@ / {printf "\n%s\n", substr($$0, 5)} \
 	     /^[a-z0-9.-]+:.*## / {printf "  %-28s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo
+	@echo "Variables (make TARGET VAR=value, or VAR=value make TARGET):"
+	@echo "  ARGS      more flags for the script, e.g. ARGS=\"--epochs 1 --device cpu\" or ARGS=--resume"
+	@echo "  DATA_DIR  data folder (./data); CIFAR10_DIR, SCENES_DIR, VOC_DIR default to it"
+	@echo "  RUNS      where run directories go and make report reads (runs)"
+	@echo "  NPROC     GPUs of this machine for one run, through torchrun (NPROC=4 make cifar10-resnet110)"
+
+# A target that is not here: say so and point to the list, instead of make's bare message
+.DEFAULT:
+	$(error no target '$@' in this Makefile: `make help` lists them)
 
 ##@ Set-up and checks
 install: ## create .venv and install requirements.txt into it
@@ -71,20 +93,31 @@ test: ## run the tests (real-data tests need DATA_DIR, e.g. DATA_DIR=../shared/d
 
 bench: ## our loops against plain DataLoader loops (MNIST, CIFAR-10, scenes); VOC's evaluator, input pipelines and detectors
 	$(PYTHON) mnist/bench.py $(ARGS)
-	$(PYTHON) cifar10/bench.py --data-dir $(CIFAR10_DIR) $(ARGS)
-	$(PYTHON) scenes/bench.py --data-dir $(SCENES_DIR) $(ARGS)
+	$(PYTHON) cifar10/bench.py --data-dir "$(CIFAR10_DIR)" $(ARGS)
+	$(PYTHON) scenes/bench.py --data-dir "$(SCENES_DIR)" $(ARGS)
 	$(PYTHON) voc2007/bench_eval.py
 	$(PYTHON) voc2007/bench_data.py
 	$(PYTHON) voc2007/bench_train.py
 
 report: ## regenerate every result table from $(RUNS)/ into $(RUNS)/REPORT.md and report.png
-	$(PYTHON) -m common.report --runs $(RUNS) $(ARGS)
+	$(PYTHON) -m common.report --runs "$(RUNS)" $(ARGS)
 
 summaries: ## every network's layer table and parameter count into $(RUNS)/SUMMARIES.md
-	$(PYTHON) -m common.summary --out $(RUNS)/SUMMARIES.md $(ARGS)
+	$(PYTHON) -m common.summary --out "$(RUNS)/SUMMARIES.md" $(ARGS)
 
-tensorboard: ## serve the TensorBoard of every run under $(RUNS)
-	$(PYTHON) -m tensorboard.main --logdir $(RUNS)
+tensorboard: ## serve the TensorBoard of every run under $(RUNS), each named by its folder (ARGS="--port 6007")
+	$(PYTHON) -m common.tensorboard --runs "$(RUNS)" $(ARGS)
+
+clean: ## delete what can be rebuilt: Python caches, $(RUNS)'s REPORT.md, report.png, SUMMARIES.md and TensorBoard links (never a run)
+	find common mnist cifar10 scenes voc2007 tests -name __pycache__ -type d -prune \
+		-exec rm -rf {} +
+	rm -rf .pytest_cache "$(RUNS)/.tensorboard"
+	rm -f "$(RUNS)/REPORT.md" "$(RUNS)/report.png" "$(RUNS)/SUMMARIES.md"
+
+clean-runs: ## delete every run under $(RUNS) (weights, checkpoints, metrics), after asking; RUNS=runs-quick for the quick ones
+	@printf 'Delete every run under %s: weights, checkpoints and metrics? [y/N] ' "$(RUNS)"; \
+	read answer; if [ "$$answer" = y ]; then rm -rf -- "$(RUNS)" && echo "deleted $(RUNS)"; \
+	else echo "kept $(RUNS)"; fi
 
 reproduce: ## every row's target in order, each --continue (stop and start again at will), timed; then make report
 	$(REPRODUCE) $(REPRODUCE_TARGETS)
@@ -93,16 +126,16 @@ reproduce-quick: ## every row's target, tiny and on the CPU, into runs-quick/ (V
 	$(PYTHON) -m common.reproduce --quick --runs runs-quick --args "$(ARGS)" $(REPRODUCE_TARGETS)
 
 data-mnist: ## download MNIST into DATA_DIR (or check the copy there)
-	$(PYTHON) mnist/data.py --data-dir $(DATA_DIR)
+	$(PYTHON) mnist/data.py --data-dir "$(DATA_DIR)"
 
 data-cifar10: ## download CIFAR-10 into CIFAR10_DIR (or check the copy there)
-	$(PYTHON) cifar10/data.py --data-dir $(CIFAR10_DIR)
+	$(PYTHON) cifar10/data.py --data-dir "$(CIFAR10_DIR)"
 
 data-scenes: ## download the scene split into SCENES_DIR/scenes (or check the copy there)
-	$(PYTHON) scenes/data.py --data-dir $(SCENES_DIR)
+	$(PYTHON) scenes/data.py --data-dir "$(SCENES_DIR)"
 
 data-voc2007: ## download PASCAL VOC 2007 trainval and test into VOC_DIR (or check the copy there)
-	$(PYTHON) voc2007/data.py --data-dir $(VOC_DIR)
+	$(PYTHON) voc2007/data.py --data-dir "$(VOC_DIR)"
 
 ##@ MNIST, report 000 (table "MNIST Performance"): SGD, lr 0.005, weight decay 1e-4, 30 epochs
 mnist-lenet: ## LeNet: batch 64, momentum 0.8 (+ 600 iterations at lr 0.05, lr / 10 after epoch 20)
@@ -128,7 +161,7 @@ mnist-model2-20ep: ## run 5: Model-2, 20 epochs, SGD lr 0.01 momentum 0.9
 mnist-bn-net: ## Problem 1: MNIST_Net (LeNet-5 + batch norm), Adam lr 1e-3, 10 epochs
 	$(MNIST) --model bn_net $(ARGS)
 mnist-ablations: ## Problem 2: activation, depth, optimizer, batch norm, MLP/conv/pool table
-	$(PYTHON) mnist/ablations.py --out $(RUNS)/mnist/ablations $(ARGS)
+	$(ONE_PROCESS)$(PYTHON) mnist/ablations.py --out "$(RUNS)/mnist/ablations" $(ARGS)
 
 mnist-all: ## every MNIST row above, one after the other (each --continue, timed)
 	$(REPRODUCE) $(MNIST_TARGETS)
@@ -219,18 +252,21 @@ scenes-resnet101-transfer-mixup: ## ResNet101 from ImageNet + mixup 0.4 (0.9431,
 scenes-resnet152-transfer-mixup: ## ResNet152 from ImageNet + mixup 0.4 (0.9431, model not named)
 	$(SCENES) --model resnet152 --pretrained $(MIXUP) $(ARGS)
 scenes-lenet-lr-sweep: ## LeNet at lr 0.001, 0.002, ..., 0.010 (the report: NaN from 0.007)
-	$(PYTHON) scenes/sweep.py --out $(RUNS)/scenes/$(@:scenes-%=%) --data-dir $(SCENES_DIR) $(ARGS)
+	$(ONE_PROCESS)$(PYTHON) scenes/sweep.py --out "$(RUNS)/scenes/$(@:scenes-%=%)" \
+		--data-dir "$(SCENES_DIR)" $(ARGS)
 
 scenes-all: ## every scenes row above, one after the other (each --continue, timed)
 	$(REPRODUCE) $(SCENES_TARGETS)
 
 ##@ PASCAL VOC 2007, report 000 (tables "Pascal VOC 2007 Performance"): per-class AP, VOC07 metric
-voc2007-yolo: ## YOLOv1, the paper's recipe on an ImageNet ResNet-50, 135 epochs (paper: 63.4 mAP with 07+12)
+voc2007-yolo: ## YOLOv1, the paper's recipe on an ImageNet ResNet-50: 600 epochs of trainval at batch 64, about 46,800 iterations (paper: 63.4 mAP with 07+12)
 	$(YOLO) $(ARGS)
 voc2007-yolo-report: ## YOLOv1, the report's tutorial recipe: Darknet, Adam 2e-5, no augmentation, 600 epochs (96.3 train, 2.6 test)
 	$(YOLO) --recipe report $(ARGS)
-voc2007-ssd: ## SSD300 from ImageNet VGG-16, the report's batch 8 and lr 0.003, 383 epochs (68.9; paper 68.0)
+voc2007-ssd: ## SSD300 from ImageNet VGG-16, the report's batch 8 and lr 0.003, 383 epochs (report: 68.9 mAP)
 	$(SSD) $(ARGS)
+voc2007-ssd-paper: ## SSD300, the paper's VOC 2007 recipe: batch 32, lr 1e-3, 383 epochs, about 60,000 iterations (paper: 68.0 mAP)
+	$(SSD) --recipe paper $(ARGS)
 
 voc2007-all: ## every VOC 2007 row above, one after the other (each --continue, timed)
 	$(REPRODUCE) $(VOC2007_TARGETS)

@@ -2,14 +2,16 @@
 runs/cifar10/ for `make report`."""
 from cifar10.data import CLASSES, FULL_SIZES
 from common.metrics import most_confused_pair
-from common.report import (accuracy_table, compare, markdown_table, notes, per_class_table,
-                           percent)
-from common.runs import find_run
+from common.report import (Elsewhere, accuracy, accuracy_table, compare, difference,
+                           markdown_table, notes, ours_cell, per_class_table, percent)
+from common.runs import classification_figures, find_run
 
 SOURCES = ("Report figures: 000, table 'CIFAR-10 Performance'; 001, Table 2 and Exercises "
            "3-4; 003, Figures 2 and 9; 004, Problems 3-4. Paper: He et al. (2016), Table 6 (test "
-           "error; ResNet-110 the best of 5 runs, mean 6.61%), whose figures also stand beside "
-           "report 000's ResNets of the same depth.")
+           "error; ResNet-110 the best of 5 runs, mean 6.61%), the figures of its own recipe "
+           "(the `-paper` rows); beside report 000's ResNets of the same depth, another recipe, "
+           "they stand in parentheses.")
+FIGURES = classification_figures(len(CLASSES))
 
 # He et al. (2016), Table 6: test accuracy (%) = 100 - error
 PAPER = {"resnet20": 91.25, "resnet32": 92.49, "resnet44": 92.83, "resnet56": 93.03,
@@ -18,11 +20,11 @@ PAPER = {"resnet20": 91.25, "resnet32": 92.49, "resnet44": 92.83, "resnet56": 93
 # Report 000: (label, run under runs/cifar10 = make target without "cifar10-", report %, paper %)
 REPORT_000 = [
     ("AlexNet", "alexnet", 79.83, None),
-    ("ResNet-20", "resnet20", 75.02, PAPER["resnet20"]),
-    ("ResNet-32", "resnet32", 78.24, PAPER["resnet32"]),
-    ("ResNet-44", "resnet44", 79.49, PAPER["resnet44"]),
-    ("ResNet-56", "resnet56", 81.54, PAPER["resnet56"]),
-    ("ResNet-110", "resnet110", 78.39, PAPER["resnet110"]),
+    ("ResNet-20", "resnet20", 75.02, Elsewhere(PAPER["resnet20"])),
+    ("ResNet-32", "resnet32", 78.24, Elsewhere(PAPER["resnet32"])),
+    ("ResNet-44", "resnet44", 79.49, Elsewhere(PAPER["resnet44"])),
+    ("ResNet-56", "resnet56", 81.54, Elsewhere(PAPER["resnet56"])),
+    ("ResNet-110", "resnet110", 78.39, Elsewhere(PAPER["resnet110"])),
     ("ResNet-18 (pretrained)", "resnet18-pretrained", 72.64, None),
     ("ResNet-50 (pretrained)", "resnet50-pretrained", 72.78, None),
     ("ResNet-101 (pretrained)", "resnet101-pretrained", 74.29, None),
@@ -40,7 +42,8 @@ REPORT_001 = [
     (("Exercise 4", "ResNet-50 (ImageNet)", 10, "photometric"), "resnet50-finetune", 85.91),
 ]
 
-# Report 003, Figures 2 and 9: per-class test accuracy (%); no total printed
+# Report 003, Figures 2 and 9: per-class test accuracy (%). It prints no total: the mean of the
+# per-class figures stands for it (the test set has as many images of each class).
 REPORT_003 = {
     "lenet": ("LeNet", [56, 75, 48, 35, 53, 48, 66, 64, 68, 59]),
     "vgg16": ("VGG-16", [1, 4, 0, 2, 0, 67, 0, 62, 61, 48]),
@@ -56,55 +59,72 @@ def section(runs):
     parts = ["## CIFAR-10", SOURCES]
 
     parts.append("### Report 000, table 'CIFAR-10 Performance' (per-class accuracy)")
-    text, comparisons = per_class_table(runs, "cifar10", CLASSES, REPORT_000, FULL_SIZES)
+    text, comparisons = per_class_table(runs, "cifar10", CLASSES, REPORT_000, FULL_SIZES, FIGURES,
+                                        "report 000")
     parts.append(text)
 
     parts.append("### He et al. (2016), Table 6: the paper's recipe (`cifar10-resnet*-paper`)")
-    rows = [((name.replace("resnet", "ResNet-"),), f"{name}-paper", None, paper)
-            for name, paper in PAPER.items()]
-    text, rows = accuracy_table(runs, "cifar10", rows, FULL_SIZES, ["model"])
+    rows = []
+    for name, paper in PAPER.items():
+        model = name.replace("resnet", "ResNet-")
+        rows.append(((model,), f"{name}-paper", None, paper, f"{model} · He et al. recipe"))
+    text, rows = accuracy_table(runs, "cifar10", rows, FULL_SIZES, ["model"], FIGURES)
     parts.append(text)
     comparisons += rows
 
     parts.append("### Report 001, Table 2 and Exercises 3-4 (test accuracy)")
-    rows = [(cells, name, reported, None) for cells, name, reported in REPORT_001]
+    rows = [(cells, name, reported, None, label_001(cells))
+            for cells, name, reported in REPORT_001]
     text, rows = accuracy_table(runs, "cifar10", rows, FULL_SIZES,
-                                ["row", "model", "epochs (row)", "augmentation"])
+                                ["row", "model", "epochs (row)", "augmentation"], FIGURES)
     parts.append(text)
     comparisons += rows
 
-    parts.append("### Report 003: LeNet vs VGG-16 (per-class test accuracy, speed)")
+    parts.append("### Report 003: LeNet vs VGG-16 (per-class test accuracy, speed)\n"
+                 "The report prints no total: its mean of the per-class figures stands for it "
+                 "(the test set has as many images of each class).")
     rows, speed = [], []
     for name, (label, reported) in REPORT_003.items():
-        run = find_run(runs, "cifar10", name, full_sizes=FULL_SIZES)
-        rows.append([label, "report", *reported, "", ""])
+        run = find_run(runs, "cifar10", name, full_sizes=FULL_SIZES, figures=FIGURES)
+        reported_total = round(sum(reported) / len(reported), 2)
+        ours = accuracy(run)
+        comparisons.append(compare("cifar10", f"{label} · report 003", run, ours,
+                                   reported_total, None))
+        rows.append([label, "report", *reported, f"{reported_total:.2f}", "", ""])
         if not run.finished:
-            rows.append([label, run.status(), *[""] * 12])
+            rows.append([label, run.status(), *[""] * (len(CLASSES) + 2), notes(run)])
             continue
         metrics = run.metrics
         rows.append([label, "ours", *map(percent, metrics["per_class"]["test_accuracy"]),
-                     percent(metrics["final"]["test_accuracy"]), notes(run)])
+                     ours_cell(run, ours), difference(ours, reported_total, run), notes(run)])
         history = metrics["history"]
-        speed.append([label, f"{metrics['parameters']:,}", len(history),
-                      f"{sum(r['seconds'] for r in history) / len(history):.1f}",
-                      percent(metrics["final"]["test_accuracy"]), metrics["device"]])
-        comparisons.append(compare(f"cifar10 {label} (report 003)", run,
-                                   100 * metrics["final"]["test_accuracy"], None, None))
-    parts.append(markdown_table(["model", "", *CLASSES, "total", "notes"], rows))
+        speed.append([label, f"{metrics.get('parameters', 0):,}", len(history),
+                      f"{sum(r.get('seconds', 0) for r in history) / len(history):.1f}",
+                      ours_cell(run, ours), metrics.get("device", "")])
+    parts.append(markdown_table(["model", "", *CLASSES, "total", "ours - report", "notes"],
+                                rows))
     if speed:
         parts.append(markdown_table(["model", "parameters", "epochs", "s/epoch", "test acc",
                                      "device"], speed))
 
     parts.append("### Report 004, Problems 3-4: VGG-19 from scratch vs pretrained "
                  "(test accuracy; the report calls the pretrained one's 'really high')")
-    rows = [(cells, name, reported, None) for cells, name, reported in REPORT_004]
-    text, rows = accuracy_table(runs, "cifar10", rows, FULL_SIZES, ["model"])
+    rows = [(cells, name, reported, None, f"{cells[0]} · report 004")
+            for cells, name, reported in REPORT_004]
+    text, rows = accuracy_table(runs, "cifar10", rows, FULL_SIZES, ["model"], FIGURES)
     parts.append(text)
     comparisons += rows
     for (label,), name, _ in REPORT_004:
-        run = find_run(runs, "cifar10", name)
+        run = find_run(runs, "cifar10", name, figures=FIGURES)
         if run.finished:
             true, predicted, count = most_confused_pair(run.metrics["confusion"])
             parts.append(f"{label}: most confused {CLASSES[true]} taken for "
                          f"{CLASSES[predicted]} ({count} test images).")
     return "\n\n".join(parts), comparisons
+
+
+def label_001(cells):
+    """'Model-2, 20 epochs, photometric augmentation · report 001 Exercise 3'"""
+    row, model, epochs, augmentation = cells
+    augmented = "" if augmentation == "none" else f", {augmentation} augmentation"
+    return f"{model}, {epochs} epochs{augmented} · report 001 {row.replace('Table 2, ', '')}"

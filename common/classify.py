@@ -211,8 +211,8 @@ def check_input_size(model, image, name):
 def analyse_test_set(model, loader, test_set, to_input, *, device, out, title, test_name="test",
                      writer=None, step=0, precision="fp32"):
     """Predict every test image and write confusion.png (row-normalised), worst.png,
-    pr_curves.png and, given a writer, TensorBoard PR curves and the embedding projector.
-    `test_name` names the split in the pictures."""
+    pr_curves.png and, given a writer, the first two as TensorBoard images, PR curves and the
+    embedding projector. `test_name` names the split in the pictures."""
     logits, features = predict(model, loader, to_input, device=device, precision=precision)
     labels = test_set.labels
     classes = test_set.classes
@@ -235,6 +235,8 @@ def analyse_test_set(model, loader, test_set, to_input, *, device, out, title, t
                          out / "pr_curves.png",
                          f"{title}: precision-recall per class ({test_name})")
     if writer:
+        tb.log_image_file(writer, "test/confusion", out / "confusion.png", step)
+        tb.log_image_file(writer, "test/worst", out / "worst.png", step)
         tb.log_pr_curves(writer, probabilities, labels, classes, step)
         shown = slice(0, EMBEDDING_COUNT)
         tb.log_embedding(writer, features[shown], labels[shown], test_set.images[shown], classes,

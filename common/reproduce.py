@@ -8,6 +8,7 @@ detectors on a generated VOC-layout set: an end-to-end check of every row's pipe
 minutes, whose report is marked as such row by row.
 """
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -43,7 +44,12 @@ def quick_args(target):
 
 
 def run_target(target, args_text, variables):
-    """Run `make target` with ARGS and make variables; (exit code, seconds)."""
+    """Run `make target` with ARGS and make variables; (exit code, seconds). A target of many
+    small runs (the ablations, the sweep) runs on one process whatever NPROC says."""
+    if target_args(target) is None:
+        if os.environ.get("NPROC"):
+            print(f"== {target}: one process (NPROC={os.environ['NPROC']} is for single runs)")
+        variables = {**variables, "NPROC": ""}
     command = ["make", "--no-print-directory", target, f"ARGS={args_text}",
                *[f"{name}={value}" for name, value in variables.items()]]
     started = time.time()

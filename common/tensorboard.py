@@ -1,10 +1,25 @@
-"""TensorBoard logging under <run>/tb: scalars, the model graph, hparams, one PR curve per class
-and an embedding projector of test-set features (the views report 003 shows or tried to)."""
+"""TensorBoard logging under <run>/tb: scalars, the model graph, hparams, one PR curve per class,
+an embedding projector of test-set features (the views report 003 shows or tried to) and the
+run's pictures (confusion matrix, worst images, detections) in the Images tab.
+
+`make tensorboard` (python -m common.tensorboard --runs RUNS) serves every run under RUNS named
+by its folder (mnist/lenet, not mnist/lenet/tb): TensorBoard names a run by the folder of its
+event files, so it is pointed at a tree of links, <RUNS>/.tensorboard/<run> -> <run>/tb, built
+afresh at each start (TensorBoard's advice over --logdir_spec).
+"""
+import argparse
+import os
+import shutil
+import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
+
+LINKS = ".tensorboard"   # the tree of links in the runs folder
 
 
 def open_writer(run_dir):
@@ -58,12 +73,59 @@ def log_embedding(writer, features, labels, images, classes, step):
                          label_img=images, global_step=step, tag="test_features")
 
 
+def log_image_file(writer, tag, path, step):
+    """A picture the run wrote (confusion.png, worst.png, detections.png) in the Images tab."""
+    with Image.open(path) as image:
+        writer.add_image(tag, np.asarray(image.convert("RGB")), step, dataformats="HWC")
+
+
 def log_hparams(writer, args, final_metrics):
-    """HParams tab: the run's flags (a dict) against its final figures."""
+    """HParams tab: the run's flags (a dict) against its final figures. Numbers stay numbers;
+    booleans, lists and None become text (add_hparams would show a boolean as 0.0000)."""
     def scalar(value):
-        return value if isinstance(value, (int, float, str, bool)) else str(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value
+        return value if isinstance(value, str) else str(value)
     hparams = {key: scalar(value) for key, value in args.items()}
     writer.add_hparams(hparams, {f"hparam/{key}": value for key, value in final_metrics.items()},
                        run_name=".")
     writer.flush()
 
+
+
+def link_runs(runs):
+    """Build <runs>/.tensorboard: one link per run folder that has a tb/, named by the run's
+    path under `runs`; return the tree and the number of runs."""
+    runs = Path(runs)
+    tree = runs / LINKS
+    shutil.rmtree(tree, ignore_errors=True)   # links and folders only: rmtree follows no link
+    count = 0
+    for events in sorted(runs.rglob("tb")):
+        if not events.is_dir() or LINKS in events.parts:
+            continue
+        link = tree / events.parent.relative_to(runs)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(events, link.parent), target_is_directory=True)
+        count += 1
+    return tree, count
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Serve the TensorBoard of every run under "
+                                                 "--runs, each named by its folder (e.g. "
+                                                 "mnist/lenet). Other flags go to tensorboard "
+                                                 "(e.g. --port 6007, --bind_all).")
+    parser.add_argument("--runs", default="runs", help="folder of the run directories (runs)")
+    args, passed_on = parser.parse_known_args(argv)
+    if not Path(args.runs).is_dir():
+        print(f"error: there is no folder {args.runs}: no run to show.", file=sys.stderr)
+        return 2
+    tree, count = link_runs(args.runs)
+    print(f"{count} runs of {args.runs} linked into {tree} (a run started later shows after a "
+          "restart)", flush=True)
+    command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(tree), *passed_on]
+    os.execv(sys.executable, command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

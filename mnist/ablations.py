@@ -17,12 +17,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from common import cli  # noqa: E402
 from common.errors import Diverged  # noqa: E402
 from common.files import write_csv, write_text  # noqa: E402
-from common.report import markdown_table  # noqa: E402
-from common.rundir import run_outcome  # noqa: E402
-from common.runs import flag_differences, subset_notes  # noqa: E402
+from common.report import compare, markdown_table, notes  # noqa: E402
+from common.runs import Recipe, classification_figures, read_run  # noqa: E402
 from mnist import train  # noqa: E402
-from mnist.data import FULL_SIZES  # noqa: E402
+from mnist.data import CLASSES, FULL_SIZES  # noqa: E402
 
+FIGURES = classification_figures(len(CLASSES))
 SGD = ["--optimizer", "sgd", "--lr", "0.01", "--momentum", "0"]
 ADAM = ["--optimizer", "adam", "--lr", "0.001"]
 
@@ -49,6 +49,10 @@ ABLATIONS = [
     ("12-conv-pool-adam", "j", ["--model", "conv_pool", *ADAM]),
 ]
 
+# the overview figure's words for the parts of a run name
+WORDS = {"mlp2": "MLP 2 FC", "mlp3": "MLP 3 FC", "sigmoid": "sigmoid", "relu": "ReLU",
+         "linear": "no activation", "bn": "batch norm", "sgd": "SGD", "adam": "Adam",
+         "conv": "conv", "pool": "pooling"}
 HEADER = ["#", "question", "network", "FC layers", "activation", "batch norm", "optimizer",
           "parameters", "train acc (%)", "test acc (%)", "notes"]
 
@@ -65,7 +69,7 @@ def main(argv=None):
             train.main([*flags, *passed_on, "--continue", "--out", str(out / name)])
         except Diverged as error:
             print(f"diverged: {error}")
-    header, rows = ablation_table(out)
+    header, rows, _ = ablation_table(out)
     write_csv(header, rows, out / "table.csv")
     table = markdown_table(header, rows)
     write_text(table + "\n", out / "table.md")
@@ -73,35 +77,38 @@ def main(argv=None):
 
 
 def ablation_table(out):
-    """(header, rows) of the ablation table from the runs under `out`: missing and diverged
-    runs say so, a run on a subset or with other flags than its row's (--epochs 1, say) too."""
-    rows = []
+    """(header, rows, comparisons) of the ablation table from the runs under `out`: missing,
+    diverged and unreadable runs say so, a run on a subset or with other flags than its row's
+    (--epochs 1, say) too; the comparisons are its rows in make report's overview figure."""
+    rows, comparisons = [], []
     for name, question, flags in ABLATIONS:
         number = name.split("-", 1)[0]
         folder = Path(out) / name
-        where, metrics = run_outcome(folder)
-        expected = cli.recorded(train.parse_args([*flags, "--out", str(folder)]))
-        if not metrics:
-            status, notes = "not run", []
-            if where:
-                status = f"diverged at epoch {where['epoch']}, step {where['step']}"
-                notes = flag_differences(where.get("args", {}), expected)
+        run = read_run(folder, "mnist", "mnist-ablations", full_sizes=FULL_SIZES,
+                       figures=FIGURES,
+                       recipe=Recipe(train.parse_args, (*flags, "--out", str(folder))))
+        ours = 100 * run.metrics["final"]["test_accuracy"] if run.finished else None
+        label = ", ".join(WORDS[word] for word in name.split("-")[1:])
+        label = f"{label} · report 004 ablation {number}"
+        comparisons.append(compare("mnist", label, run, ours, None, None))
+        if not run.finished:
+            status = run.status()
             rows.append([number, question, name, "", "", "", "", "", status, status,
-                         "; ".join(notes)])
+                         notes(run)])
             continue
+        metrics = run.metrics
         args = metrics["args"]
-        mlp = metrics["model"] == "mlp"
-        notes = flag_differences(args, expected) + subset_notes(metrics["final"], FULL_SIZES)
+        mlp = args.get("model") == "mlp"
         rows.append([
-            number, question, metrics["model"],
+            number, question, args.get("model"),
             str(args.get("fc_layers") or 3) if mlp else "1",
             (args.get("activation") or "relu"),
             "no" if mlp and args.get("batch_norm") is False else "yes",
-            args["optimizer"], f"{metrics['parameters']:,}",
+            args.get("optimizer"), f"{metrics.get('parameters', 0):,}",
             f"{100 * metrics['final']['train_accuracy']:.2f}",
-            f"{100 * metrics['final']['test_accuracy']:.2f}", "; ".join(notes),
+            run.mark(f"{ours:.2f}"), notes(run),
         ])
-    return HEADER, rows
+    return HEADER, rows, comparisons
 
 
 if __name__ == "__main__":

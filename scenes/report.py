@@ -1,10 +1,13 @@
 """The scene tables of report 002, filled from runs/scenes/ for `make report`."""
 from pathlib import Path
 
-from common.report import compare, difference, figure_links, markdown_table, notes, percent
-from common.runs import find_run
+from common.report import (compare, difference, figure_links, markdown_table, notes, ours_cell,
+                           percent)
+from common.runs import classification_figures, find_run
 from scenes.data import CLASSES, FULL_SIZES
 from scenes.sweep import sweep_table
+
+FIGURES = classification_figures(len(CLASSES))
 
 SOURCES = ("Report figures: 002, the overall and per-class accuracies printed under each "
            "model's confusion matrix (val split). No paper.")
@@ -36,26 +39,27 @@ def section(runs):
     rows, comparisons = [], []
     blank = [""] * (len(CLASSES) + 4)
     for label, name, overall, per_class in REPORT_002:
-        run = find_run(runs, "scenes", name, full_sizes=FULL_SIZES)
+        run = find_run(runs, "scenes", name, full_sizes=FULL_SIZES, figures=FIGURES)
         rows.append([label, "report", *(f"{value:.2f}" for value in per_class), f"{overall:.2f}",
                      "", "", ""])
+        total = 100 * run.metrics["final"]["test_accuracy"] if run.finished else None
+        comparisons.append(compare("scenes", f"{label} · report 002", run, total, overall, None))
         if not run.finished:
-            rows.append(["", run.status(), *blank])
-            comparisons.append(compare(f"scenes {label}", run, None, overall, None))
+            rows.append(["", run.status(), *blank[:-1], notes(run)])
             continue
         ours = [100 * value for value in run.metrics["per_class"]["test_accuracy"]]
-        total = 100 * run.metrics["final"]["test_accuracy"]
         rows.append(["", "ours", *map(percent, run.metrics["per_class"]["test_accuracy"]),
-                     f"{total:.2f}", len(run.metrics["history"]), notes(run),
+                     ours_cell(run, total), len(run.metrics["history"]), notes(run),
                      figure_links("scenes", name)])
-        rows.append(["", "ours - report", *map(difference, ours, per_class),
-                     difference(total, overall), "", "", ""])
-        comparisons.append(compare(f"scenes {label}", run, total, overall, None))
+        rows.append(["", "ours - report",
+                     *(difference(mine, theirs, run) for mine, theirs in zip(ours, per_class)),
+                     difference(total, overall, run), "", "", ""])
     parts.append(markdown_table(["model", "", *CLASSES, "overall", "epochs", "notes", "figures"],
                                 rows))
     parts.append(TRANSFER_MIXUP_NOTE)
 
     parts.append("### Report 002: LeNet's learning rate (`make scenes-lenet-lr-sweep`)\n"
                  "The report: a NaN loss for every lr from 0.007 up.")
-    parts.append(markdown_table(*sweep_table(Path(runs) / "scenes" / "lenet-lr-sweep")))
-    return "\n\n".join(parts), comparisons
+    header, rows, sweep = sweep_table(Path(runs) / "scenes" / "lenet-lr-sweep")
+    parts.append(markdown_table(header, rows))
+    return "\n\n".join(parts), comparisons + sweep

@@ -19,13 +19,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from common import cli  # noqa: E402
 from common.errors import Diverged, UserError  # noqa: E402
 from common.files import write_csv, write_text  # noqa: E402
-from common.report import markdown_table, percent  # noqa: E402
-from common.rundir import run_outcome  # noqa: E402
-from common.runs import flag_differences, subset_notes  # noqa: E402
+from common.report import compare, markdown_table, notes  # noqa: E402
+from common.runs import Recipe, classification_figures, is_number, read_run  # noqa: E402
 from scenes import train  # noqa: E402
-from scenes.data import FULL_SIZES  # noqa: E402
+from scenes.data import CLASSES, FULL_SIZES  # noqa: E402
 
 LRS = [round(0.001 * k, 3) for k in range(1, 11)]   # the report's 0.001, 0.002, ..., 0.010
+FIGURES = classification_figures(len(CLASSES))
 HEADER = ["lr", "accuracy on val (%)", "epochs", "final train loss", "notes"]
 
 
@@ -35,11 +35,6 @@ def run_dir(out, lr):
 
 def run_flags(lr, passed_on):
     return ["--model", "lenet", "--lr", f"{lr:g}", *passed_on]
-
-
-def expected_args(lr, passed_on, run):
-    """The args a run of this sweep records."""
-    return cli.recorded(train.parse_args([*run_flags(lr, passed_on), "--out", str(run)]))
 
 
 def main(argv=None):
@@ -62,7 +57,7 @@ def main(argv=None):
             train.main([*run_flags(lr, passed_on), "--continue", "--out", str(run_dir(out, lr))])
         except Diverged as error:
             print(f"diverged: {error}")
-    header, rows = sweep_table(out, args.lrs)
+    header, rows, _ = sweep_table(out, args.lrs)
     write_csv(header, rows, out / "table.csv")
     table = markdown_table(header, rows)
     write_text(table + "\n", out / "table.md")
@@ -79,30 +74,35 @@ def runs_found(out):
 
 
 def sweep_table(out, lrs=None):
-    """(header, rows) of the sweep under `out`, one row per learning rate: the final accuracy,
-    where the run diverged, or "not run"; the notes name what sets a run apart from those of
-    `make scenes-lenet-lr-sweep` (--epochs 1, a subset). Without `lrs`: the report's and any
-    other run there."""
+    """(header, rows, comparisons) of the sweep under `out`, one row per learning rate: the
+    final accuracy, where the run diverged, or "not run"; the notes name what sets a run apart
+    from those of `make scenes-lenet-lr-sweep` (--epochs 1, a subset). Without `lrs`: the
+    report's and any other run there. The comparisons are its rows in make report's overview
+    figure."""
     if lrs is None:
         lrs = sorted(set(LRS) | set(runs_found(out)))
-    rows = []
+    rows, comparisons = [], []
     for lr in lrs:
-        run = run_dir(out, lr)
-        where, metrics = run_outcome(run)
-        if where:
-            notes = flag_differences(where.get("args", {}), expected_args(lr, [], run))
-            loss = "" if where.get("loss") is None else f"{where['loss']:.3g}"
-            rows.append([f"{lr:g}", f"diverged at epoch {where['epoch']}, step {where['step']}",
-                         "", loss, "; ".join(notes)])
-        elif metrics:
-            final = metrics["final"]
-            notes = flag_differences(metrics["args"], expected_args(lr, [], run)) \
-                + subset_notes(final, FULL_SIZES)
-            rows.append([f"{lr:g}", percent(final["test_accuracy"]), final["epochs"],
-                         f"{final['train_loss']:.4f}", "; ".join(notes)])
+        folder = run_dir(out, lr)
+        run = read_run(folder, "scenes", "scenes-lenet-lr-sweep", full_sizes=FULL_SIZES,
+                       figures=FIGURES, recipe=Recipe(train.parse_args, (
+                           *run_flags(lr, []), "--out", str(folder))))
+        ours = 100 * run.metrics["final"]["test_accuracy"] if run.finished else None
+        comparisons.append(compare("scenes", f"LeNet, lr {lr:g} · report 002 sweep", run, ours,
+                                   None, None))
+        if run.diverged:
+            loss = run.diverged.get("loss")
+            rows.append([f"{lr:g}", f"diverged at epoch {run.diverged['epoch']}, step "
+                                    f"{run.diverged['step']}", "",
+                         f"{loss:.3g}" if isinstance(loss, (int, float)) else "", notes(run)])
+        elif run.finished:
+            final = run.metrics["final"]
+            rows.append([f"{lr:g}", run.mark(f"{ours:.2f}"), len(run.metrics["history"]),
+                         f"{final['train_loss']:.4f}" if is_number(final.get("train_loss"))
+                         else "", notes(run)])
         else:
-            rows.append([f"{lr:g}", "not run", "", "", ""])
-    return HEADER, rows
+            rows.append([f"{lr:g}", run.status(), "", "", ""])
+    return HEADER, rows, comparisons
 
 
 if __name__ == "__main__":

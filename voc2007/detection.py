@@ -194,9 +194,11 @@ def ap_table(rows):
     return "\n".join(lines)
 
 
-def write_evaluation(out, results, dataset, detections, title, shown="test"):
+def write_evaluation(out, results, dataset, detections, title, shown="test", writer=None,
+                     step=0):
     """per_class.csv of the `results` per split; pr_curves.png and detections.png of the split
-    `shown`, whose dataset and detections are given."""
+    `shown`, whose dataset and detections are given; given a TensorBoard writer, detections.png
+    in its Images tab too."""
     splits = list(results)
     rows = [[name] + [ap_text(results[split]["ap"][k]) for split in splits]
             for k, name in enumerate(CLASSES)]
@@ -208,6 +210,8 @@ def write_evaluation(out, results, dataset, detections, title, shown="test"):
                           for k in present], [CLASSES[k] for k in present],
                          out / "pr_curves.png", f"{title}: precision-recall per class ({shown})")
     plot_detections(dataset, detections, out / "detections.png", f"{title} ({shown})")
+    if writer:
+        tb.log_image_file(writer, f"{shown}/detections", out / "detections.png", step)
 
 
 def json_ready(value):
