@@ -16,6 +16,7 @@ from cifar10.data import load_cifar10, read_batch
 from cifar10.models import MODELS
 from common import cli
 from common.errors import UserError
+from common.report import Comparison
 from conftest import REPO, learnable_cifar, run_script, write_cifar_batch
 
 CPU = ["--device", "cpu"]
@@ -134,8 +135,8 @@ def test_test_script_and_report_section(cifar_dir, tmp_path, capsys):
     assert evaluated["test_images"] == 100   # test.py evaluates the whole test set
     text, comparisons = cifar_report.section(runs)
     assert "| VGG-16 | report | 1 | 4 | 0 |" in text
-    assert ("cifar10 VGG-16 (report 003)", 100 * trained["final"]["test_accuracy"], None,
-            None, True) in comparisons   # --limit-train: not the row's recipe
+    assert Comparison("CIFAR-10", "VGG-16 · report 003", 100 * trained["final"]["test_accuracy"],
+                      24.5, None, "other recipe") in comparisons   # --batch-size 8, not 4
     assert f"{trained['parameters']:,}" in text and "not run: `make cifar10-lenet`" in text
 
 
@@ -152,7 +153,7 @@ def test_every_report_row_has_a_make_target_writing_its_run():
         result = subprocess.run(["make", "-n", f"cifar10-{name}"], cwd=REPO, capture_output=True,
                                 text=True)
         assert result.returncode == 0, result.stderr
-        assert f"--out runs/cifar10/{name} " in result.stdout
+        assert f'--out "runs/cifar10/{name}" ' in result.stdout
 
 
 def test_paper_targets_follow_the_paper():

@@ -116,7 +116,7 @@ def test_sweep_tables_a_diverged_run_and_reuses_finished_ones(scenes_dir, tmp_pa
     assert (diverged["epoch"], diverged["step"]) == (2, 1)
     accuracy = metrics(out / "lr-0.001")["final"]["test_accuracy"]
     table = (out / "table.md").read_text().splitlines()
-    assert table[2].startswith(f"| 0.001 | {100 * accuracy:.2f} | 2 | ")
+    assert table[2].startswith(f"| 0.001 | {100 * accuracy:.2f} (other recipe) | 2 | ")
     assert table[3].startswith("| 1000 | diverged at epoch 2, step 1 |  | ")
     assert "| --epochs 2 (the target: 50);" in table[3]   # a quick run, not the row's recipe
     assert (out / "table.csv").read_text().splitlines()[0] == ",".join(sweep.HEADER)
@@ -203,12 +203,12 @@ def make_dry_run(*arguments):
 def test_every_report_row_has_a_make_target_writing_its_run():
     for _, name, _, _ in scenes_report.REPORT_002:
         command = make_dry_run(f"scenes-{name}")
-        assert f"scenes/train.py --out runs/scenes/{name} " in command
+        assert f'scenes/train.py --out "runs/scenes/{name}" ' in command
         assert ("--pretrained" in command) == ("transfer" in name)
         assert ("--mixup" in command) == ("mixup" in name)
-    assert "scenes/sweep.py --out runs/scenes/lenet-lr-sweep " in \
+    assert 'scenes/sweep.py --out "runs/scenes/lenet-lr-sweep" ' in \
         make_dry_run("scenes-lenet-lr-sweep")
-    assert "--data-dir ../shared/data/scenes-subset" in \
+    assert '--data-dir "../shared/data/scenes-subset"' in \
         make_dry_run("scenes-lenet", "SCENES_DIR=../shared/data/scenes-subset")
 
 

@@ -350,7 +350,8 @@ def _train(args, detector, build_model, train_transform, title, device, dist, lo
     if not dist.is_main:
         return
     save_torch(model.state_dict(), out / "model.pt")
-    write_evaluation(out, results, test_set, test_detections, title)
+    write_evaluation(out, results, test_set, test_detections, title, writer=writer,
+                     step=len(history))
     panels = [("loss", [("train", "train_loss", 1)] + [
                   (term, f"train_{term}", 1) for term in sorted(history[-1])
                   if term.startswith("train_") and term != "train_loss"]),
