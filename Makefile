@@ -64,7 +64,7 @@ REPRODUCE_TARGETS = $(MNIST_TARGETS) $(CIFAR10_TARGETS) $(SCENES_TARGETS) $(VOC2
 # make reproduce and the *-all targets run each target with --continue, timed, then make report
 REPRODUCE = $(PYTHON) -m common.reproduce --runs "$(RUNS)" --args "$(ARGS)"
 
-.PHONY: help install test bench report summaries tensorboard reproduce reproduce-quick clean \
+.PHONY: help install test bench bench-gpu report summaries tensorboard reproduce reproduce-quick clean \
 	clean-runs data-mnist data-cifar10 data-scenes data-voc2007 mnist-all cifar10-all scenes-all \
 	voc2007-all $(MNIST_TARGETS) $(CIFAR10_TARGETS) $(SCENES_TARGETS) $(VOC2007_TARGETS)
 
@@ -96,8 +96,11 @@ bench: ## our loops against plain DataLoader loops (MNIST, CIFAR-10, scenes); VO
 	$(PYTHON) cifar10/bench.py --data-dir "$(CIFAR10_DIR)" $(ARGS)
 	$(PYTHON) scenes/bench.py --data-dir "$(SCENES_DIR)" $(ARGS)
 	$(PYTHON) voc2007/bench_eval.py
-	$(PYTHON) voc2007/bench_data.py
+	$(PYTHON) voc2007/bench_data.py --device auto
 	$(PYTHON) voc2007/bench_train.py
+
+bench-gpu: ## on a GPU, from generated data: CIFAR ResNets' loops against the plain loop and the limit, each network's precision, the detectors' training images/s (about 5 minutes)
+	$(PYTHON) -m common.gpu_bench $(ARGS)
 
 report: ## regenerate every result table from $(RUNS)/ into $(RUNS)/REPORT.md and report.png
 	$(PYTHON) -m common.report --runs "$(RUNS)" $(ARGS)

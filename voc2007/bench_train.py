@@ -7,7 +7,8 @@ default ResNet-50 backbone, the paper recipe's batch 64) and SSD300 (the report 
   set of VOC's image sizes, with the input decoded and augmented on the device (--input
   device), and with --workers DataLoader workers (--input workers).
 End to end at the network's rate means the input keeps the GPU fed. On the CPU the batches are
-small (--batch-size) and the set tiny: a check that it runs, not a figure to quote.
+small (--batch-size), the networks the tiny configurations and the set tiny: a check that it
+runs, not a figure to quote.
 """
 import argparse
 import os
@@ -105,8 +106,8 @@ def main(argv=None):
     parser.add_argument("--workers", type=cli.nonnegative_int, default=min(8, os.cpu_count()),
                         help="DataLoader workers of --input workers (default: %(default)s)")
     parser.add_argument("--tiny", action="store_true",
-                        help="the tiny configurations (112 and 64 px) instead: a check that the "
-                             "bench runs, on the CPU")
+                        help="the tiny configurations (112 and 64 px) instead of the full ones: "
+                             "a check that the bench runs; the default on the CPU")
     parser.add_argument("--detectors", nargs="+", choices=sorted(DETECTORS),
                         default=list(DETECTORS), metavar="NAME",
                         help=f"(default: all: {', '.join(DETECTORS)})")
@@ -114,6 +115,7 @@ def main(argv=None):
     device, _ = runtime.setup(args.device)
     cuda = device.type == "cuda"
     steps = args.steps or (30 if cuda else 2)
+    tiny = args.tiny or not cuda
     print(f"training images/s on {runtime.describe_device(device)}: the network alone, and end "
           f"to end with the input on the device and with "
           f"{plural(args.workers, 'DataLoader worker')}")
@@ -124,7 +126,7 @@ def main(argv=None):
                             min_size=333, max_size=500)
         for name in args.detectors:
             script, model_name, registered, recipe = DETECTORS[name]
-            if args.tiny:
+            if tiny:
                 model_name, registered = "tiny", registered.split("-")[0] + "-tiny"
                 name = f"{name.split(',')[0].split()[0]} tiny" + name[len(name.split(',')[0]):]
             batch_size = args.batch_size or (recipe["batch_size"] if cuda else 2)
