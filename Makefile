@@ -99,7 +99,7 @@ bench: ## our loops against plain DataLoader loops (MNIST, CIFAR-10, scenes); VO
 	$(PYTHON) voc2007/bench_data.py --device auto
 	$(PYTHON) voc2007/bench_train.py
 
-bench-gpu: ## on a GPU, from generated data: CIFAR ResNets' loops against the plain loop and the limit, each network's precision, the detectors' training images/s (about 5 minutes)
+bench-gpu: ## on a GPU, from generated data: CIFAR ResNets' loops against the plain loop and the limit, each network's precision, the detectors' training images/s
 	$(PYTHON) -m common.gpu_bench $(ARGS)
 
 report: ## regenerate every result table from $(RUNS)/ into $(RUNS)/REPORT.md and report.png

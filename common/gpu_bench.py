@@ -11,7 +11,7 @@ them in a few minutes (no download, no data folder):
 3. YOLOv1 (ResNet-50, 448) and SSD300 (voc2007/bench_train.py): training images/s of the
    network alone and end to end, on a generated VOC-layout set.
 
-    python -m common.gpu_bench                 # everything, about 5 minutes on an H200
+    python -m common.gpu_bench                 # everything (sized for under 6 minutes on an H200)
     python -m common.gpu_bench --only cifar10  # one part
 """
 import argparse
