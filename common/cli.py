@@ -17,6 +17,9 @@ class Terminated(KeyboardInterrupt):
 
 
 def _terminate(signum, frame):
+    # A scheduler signals the whole job: DataLoader workers die of the same SIGTERM, and
+    # torch's SIGCHLD handler would report that as an error in the middle of this orderly stop.
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     raise Terminated()
 
 

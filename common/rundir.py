@@ -28,11 +28,13 @@ LOCK_NAME = ".lock"
 def lock_run_folder(folder):
     """Hold the run folder `folder` for this process, creating it if need be: an exclusive
     flock on <folder>/.lock, taken before anything in the folder is read or written and held
-    until the block ends. The OS releases it when the process dies, so a run killed with
-    kill -9 leaves nothing stale behind. A folder another run holds is a UserError naming that
-    run (pid, host, command, since when). Writing the holder's details into the lock file also
-    proves the folder writable before the first epoch. Temporary files that a killed run left
-    (.*.partial*, common.files.atomic_path) are removed: no other process writes there."""
+    until the block ends. The OS releases it when the process dies: a run killed with kill -9
+    leaves its .lock file, but no lock, and the next run takes it over. (Under torchrun only
+    the main rank takes it: common.training.run_folder.) A folder another run holds is a
+    UserError naming that run (pid, host, command, since when). Writing the holder's details
+    into the lock file also proves the folder writable before the first epoch. Temporary files
+    that a killed run left (.*.partial*, common.files.atomic_path) are removed: no other
+    process writes there. A folder it created and nothing was written in is removed again."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise UserError(f"--out {folder} is a file, not a directory.")
@@ -162,10 +164,12 @@ def run_outcome(folder, dataset=None):
     return None, None
 
 
-# What the readers of a metrics.json use (make report, test.py, --continue), per kind of run.
-CLASSIFIER_FINAL = ("epochs", "train_loss", "train_accuracy", "test_accuracy")
+# What the readers of a metrics.json use (make report, test.py, --continue), per kind of run:
+# the final figures every table reads, and those only some read (checked when present).
+CLASSIFIER_FINAL = ("train_accuracy", "test_accuracy")
+DETECTOR_FINAL = ("test_map", "trainval_map")   # null: no object of a class to find
+OTHER_FINAL = ("epochs", "train_loss", "test_loss")
 CLASSIFIER_PER_CLASS = ("train_accuracy", "test_accuracy")
-DETECTOR_FINAL_MAPS = ("test_map", "trainval_map")   # null: no object of a class to find
 DETECTOR_PER_CLASS = ("trainval_ap", "test_ap")
 DETECTION = "voc2007"
 
@@ -194,16 +198,17 @@ def check_run_metrics(metrics, dataset=None):
             if problem:
                 return problem
     final, per_class = metrics["final"], metrics["per_class"]
+    problem = ""
+    for key in OTHER_FINAL:
+        if key in final:
+            problem = problem or check_number(final, key, "final")
     if metrics["dataset"] == DETECTION:
-        problem = (check_type(metrics, "detector", str)
-                   or check_number(final, "epochs", "final")
-                   or check_number(final, "train_loss", "final"))
-        for key in DETECTOR_FINAL_MAPS:
+        problem = problem or check_type(metrics, "detector", str)
+        for key in DETECTOR_FINAL:
             problem = problem or check_number(final, key, "final", nullable=True)
         for key in DETECTOR_PER_CLASS:
             problem = problem or check_numbers(per_class, key, "per_class", nullable=True)
         return problem
-    problem = ""
     for key in CLASSIFIER_FINAL:
         problem = problem or check_number(final, key, "final")
     for key in CLASSIFIER_PER_CLASS:
@@ -220,8 +225,7 @@ def check_divergence_record(record):
     """What is wrong with the content of a diverged.json, as text ("" if nothing)."""
     if not isinstance(record, dict):
         return f"it holds {kind(record)}, not an object"
-    problem = check_number(record, "epoch", "") or check_number(record, "step", "") \
-        or check_type(record, "message", str)
+    problem = check_number(record, "epoch", "") or check_number(record, "step", "")
     if not problem and record.get("loss") is not None:
         problem = check_number(record, "loss", "")
     if not problem and "args" in record:

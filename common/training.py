@@ -17,10 +17,10 @@ from common import runtime
 from common.cli import EXECUTION_FLAGS, flag, parse_training_args, recorded
 from common.engine import build_optimizer, build_scheduler, grad_scaler
 from common.errors import Diverged, UserError, describe_error
-from common.files import (DISK_ERRNOS, WriteFailed, load_torch, read_json, save_torch,
-                          write_failure, write_json)
+from common.files import (DISK_ERRNOS, WriteFailed, load_torch, save_torch, write_failure,
+                          write_json)
 from common.nets import load_initial_weights
-from common.rundir import lock_run_folder
+from common.rundir import lock_run_folder, read_run_metrics, run_outcome
 
 # The flags a resumed run may change; every other flag is the checkpoint's recipe.
 CHANGEABLE_ON_RESUME = EXECUTION_FLAGS | {"epochs"}
@@ -224,30 +224,34 @@ def already_done(args, out, log):
     Call it before resume_state."""
     if not args.continue_run:
         return False
-    for name in ("metrics.json", "checkpoint.pt", "diverged.json"):
-        if (out / name).exists():
-            saved = (load_torch(out / name, "checkpoint", mmap=True)   # its args only
-                     if name == "checkpoint.pt"
-                     else read_json(out / name, "run record"))
-            saved_args = saved.get("args", {})
-            differing = [recipe_differences(args, saved_args, vars(args))]
-            if schedule_follows_epochs(args) and saved_args.get("epochs") != args.epochs:
-                differing.append(f"--epochs {args.epochs} (the run's: "
-                                 f"{saved_args.get('epochs')}), which its {args.scheduler} "
-                                 "schedule is stretched over")
-            differing = "; ".join(part for part in differing if part)
-            if differing:
-                raise UserError(f"--continue: {out} holds another run than this command's: "
-                                f"{differing}. Delete the folder, or pass another --out.")
-            break
-    if (out / "diverged.json").exists():
+    diverged, finished = run_outcome(out)   # both checked
+    saved_args = None
+    if (out / "metrics.json").exists():
+        saved_args = (finished or read_run_metrics(out))["args"]
+    elif (out / "checkpoint.pt").exists():
+        saved = load_torch(out / "checkpoint.pt", "checkpoint", mmap=True)   # its args only
+        saved_args = saved.get("args") if isinstance(saved, dict) else None
+        if not isinstance(saved_args, dict):
+            raise UserError(f"checkpoint {out / 'checkpoint.pt'} is not a checkpoint.pt of this "
+                            "suite.")
+    elif diverged:
+        saved_args = diverged.get("args", {})
+    if saved_args is not None:
+        differing = [recipe_differences(args, saved_args, vars(args))]
+        if schedule_follows_epochs(args) and saved_args.get("epochs") != args.epochs:
+            differing.append(f"--epochs {args.epochs} (the run's: "
+                             f"{saved_args.get('epochs')}), which its {args.scheduler} "
+                             "schedule is stretched over")
+        differing = "; ".join(part for part in differing if part)
+        if differing:
+            raise UserError(f"--continue: {out} holds another run than this command's: "
+                            f"{differing}. Delete the folder, or pass another --out.")
+    if diverged:
         log(f"{out} diverged earlier ({out / 'diverged.json'}); delete the folder to try again")
         return True
-    if (out / "metrics.json").exists():
-        epochs = len(read_json(out / "metrics.json", "run metrics").get("history", []))
-        if epochs >= args.epochs:
-            log(f"{out} already holds a finished run of {epochs} epochs")
-            return True
+    if finished and len(finished["history"]) >= args.epochs:
+        log(f"{out} already holds a finished run of {len(finished['history'])} epochs")
+        return True
     return False
 
 
