@@ -7,6 +7,7 @@ the run's life. The readers check that a metrics.json or diverged.json has the s
 run writes, so that a damaged or foreign file is one clear UserError naming it, never a
 traceback deep in a report.
 """
+import errno
 import fcntl
 import json
 import os
@@ -22,6 +23,7 @@ from common.errors import UserError
 from common.files import read_json, write_failure
 
 LOCK_NAME = ".lock"
+NO_LOCKS = {errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP}
 
 
 @contextmanager
@@ -80,6 +82,12 @@ def _take_lock(folder):
             raise UserError(f"--out {folder} is in use by another run ({holder}). A folder "
                             "holds one run at a time: wait for that run to end or stop it, or "
                             "pass another --out.") from None
+        except OSError as error:   # a file system without locks (some network mounts)
+            if error.errno not in NO_LOCKS:
+                raise
+            print(f"warning: the file system of {folder} has no file locks ({error.strerror}): "
+                  "nothing keeps a second run out of this folder", file=sys.stderr)
+            return descriptor
         try:
             current = os.stat(path)
         except FileNotFoundError:
