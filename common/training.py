@@ -130,10 +130,12 @@ def checkpoint_to_resume(args):
     return Path(args.resume) if args.resume else Path(args.out) / "checkpoint.pt"
 
 
-def resume_state(args, out, dataset, name=None):
+def resume_state(args, out, dataset, name=None, extra=()):
     """The checkpoint to continue from, or None for a fresh run; `name` (default: --model)
-    identifies the network, with `dataset`, in the checkpoint. `args` already holds the
-    checkpoint's recipe (take_resumed_recipe; --continue: already_done checked it).
+    identifies the network, with `dataset`, in the checkpoint; `extra` names the fields the
+    run's save_checkpoint adds (a classifier's train_confusion), which it must hold too. `args`
+    already holds the checkpoint's recipe (take_resumed_recipe; --continue: already_done
+    checked it). A checkpoint that is damaged (checkpoint_problem) is a UserError naming it.
 
     A fresh run never replaces an earlier one: the user resumes it, deletes it or picks another
     --out.
@@ -157,7 +159,7 @@ def resume_state(args, out, dataset, name=None):
     if (state.get("dataset"), state.get("model_name")) != (dataset, name):
         raise UserError(f"checkpoint {path} is of {state.get('dataset')} model "
                         f"{state.get('model_name')!r}, not {dataset} {name!r}.")
-    problem = checkpoint_problem(state)
+    problem = checkpoint_problem(state, extra)
     if problem:
         raise damaged_checkpoint(path, problem)
     # The recipe was taken from the checkpoint before this run held the folder: it must still
@@ -178,11 +180,11 @@ def resume_state(args, out, dataset, name=None):
 CHECKPOINT_KEYS = ("args", "epoch", "model", "optimizer", "scheduler", "scaler", "history")
 
 
-def checkpoint_problem(state):
+def checkpoint_problem(state, extra=()):
     """What is wrong with the content of a checkpoint (besides its tensors, which
     prepare_model and optimization check against the run's model and optimizer), as text ("" if
-    nothing)."""
-    missing = [key for key in CHECKPOINT_KEYS if key not in state]
+    nothing); `extra`: fields it must hold besides CHECKPOINT_KEYS."""
+    missing = [key for key in (*CHECKPOINT_KEYS, *extra) if key not in state]
     if missing:
         return f"it has no {', '.join(missing)}"
     history = state["history"]
