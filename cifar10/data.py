@@ -115,7 +115,8 @@ def download(data_dir):
             f"CIFAR-10 is not in {folder} (expected {', '.join(TRAIN_FILES + TEST_FILES)} and "
             f"batches.meta) and downloading it failed ({reason}). Unpack the official "
             f"cifar-10-python.tar.gz there, run `make data-cifar10` on a machine that is online, "
-            f"or point --data-dir (or DATA_DIR) at the folder that holds {FOLDER}/."))
+            f"or point --data-dir (or DATA_DIR; with make, CIFAR10_DIR) at the folder that "
+            f"holds {FOLDER}/."))
 
 
 def main(argv=None):

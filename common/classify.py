@@ -25,7 +25,8 @@ from common.rundir import evaluation_folder, read_run_metrics
 from common.step import use_graphs
 from common.training import (already_done, check_batch_size, check_weights_finite,
                              checkpoint_to_resume, divergence, lr_text, optimization,
-                             prepare_model, resume_state, run_record, save_checkpoint)
+                             prepare_model, resume_state, run_folder, run_record,
+                             save_checkpoint)
 
 WORST_COUNT = 10          # images in worst.png
 EMBEDDING_COUNT = 1000    # test images in the TensorBoard projector
@@ -45,8 +46,9 @@ def train_classifier(args, *, dataset, build_model, load_data, mean, std, augmen
     device, dist = runtime.setup(args.device)
     log = print if dist.is_main else (lambda *_: None)
     try:
-        _train(args, dataset, build_model, load_data, mean, std, augmentation or {}, resize,
-               test_name, device, dist, log)
+        with run_folder(args.out, dist=dist, device=device):   # one run per folder
+            _train(args, dataset, build_model, load_data, mean, std, augmentation or {},
+                   resize, test_name, device, dist, log)
     finally:
         runtime.teardown(dist)
 

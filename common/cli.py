@@ -3,14 +3,34 @@ and exit codes (0 ok, 2 bad input, 3 diverged)."""
 import argparse
 import math
 import os
+import signal
 import sys
 import textwrap
+import threading
 
 from common.errors import Diverged, UserError, user_message
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, what a cluster scheduler (or `kill`) sends to stop a job: handled as Ctrl-C,
+    so that the checkpoint of the last finished epoch stays and --resume continues."""
+
+
+def _terminate(signum, frame):
+    # A scheduler signals the whole job: DataLoader workers die of the same SIGTERM, and
+    # torch's SIGCHLD handler would report that as an error in the middle of this orderly stop.
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    raise Terminated()
+
+
+INTERRUPTED = ("the checkpoint of the last finished epoch is kept; add --resume to continue")
+
+
 def run(main, argv=None):
-    """Call main(argv) and turn the expected failures into a message and an exit code."""
+    """Call main(argv) and turn the expected failures into a message and an exit code: 2 bad
+    input (or a disk that refuses a write), 3 diverged, 130 Ctrl-C, 143 SIGTERM."""
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if on_main_thread else None
     try:
         main(argv)
     except UserError as error:
@@ -19,11 +39,22 @@ def run(main, argv=None):
     except Diverged as error:
         print(f"diverged: {error}", file=sys.stderr)
         return 3
+    except Terminated:
+        print(f"terminated (SIGTERM): {INTERRUPTED}", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
-        print("interrupted: the checkpoint of the last finished epoch is kept; "
-              "add --resume to continue", file=sys.stderr)
+        print(f"interrupted: {INTERRUPTED}", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+# The range of float32, the type of the weights and of the learning rate inside the fused
+# optimizers: a value outside it overflows to inf or underflows to 0 there.
+FLOAT32_MAX = 3.4028234663852886e38
+FLOAT32_SMALLEST_NORMAL = 1.1754943508222875e-38
 
 
 def _number_type(convert, minimum, strict, what):
@@ -34,6 +65,10 @@ def _number_type(convert, minimum, strict, what):
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        if convert is float and value and not FLOAT32_SMALLEST_NORMAL <= abs(value) <= FLOAT32_MAX:
+            raise argparse.ArgumentTypeError(
+                f"must lie within float32's range, {FLOAT32_SMALLEST_NORMAL:.3g} to "
+                f"{FLOAT32_MAX:.3g} (or be 0 where 0 is allowed), got {text}")
         if value < minimum or (strict and value == minimum):
             bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
             raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
@@ -77,24 +112,23 @@ def add_training_arguments(parser, dataset, classification=True):
     recipe.add_argument("--scheduler", choices=("none", "step", "multistep", "cosine"),
                         help="learning-rate schedule, applied every iteration (%(default)s)")
     recipe.add_argument("--step-size", type=positive_float,
-                        help="epochs between decays, --scheduler step only (default 30)")
+                        help="epochs between decays, --scheduler step only (%(default)s)")
     recipe.add_argument("--milestones", type=positive_float, nargs="+",
                         help="epochs at which the rate decays, --scheduler multistep only "
                              "(%(default)s)")
     recipe.add_argument("--gamma", type=positive_float,
-                        help="decay factor of --scheduler step and multistep (%(default)s; "
-                             "0.1 where the recipe has none)")
+                        help="decay factor of --scheduler step and multistep (%(default)s)")
     recipe.add_argument("--warmup-iters", type=nonnegative_int, default=0,
                         help="the first N iterations run at the warm-up rate, then the schedule "
                              "starts (the ResNet paper's warm-up; LeNet's kick-start) "
                              "(%(default)s)")
     recipe.add_argument("--warmup-lr", type=positive_float,
                         help="learning rate of the warm-up, an absolute rate; with "
-                             "--warmup-iters only (default 0.01)")
+                             "--warmup-iters only (%(default)s)")
     recipe.add_argument("--warmup-shape", choices=("constant", "linear"),
                         help="constant: every warm-up iteration at --warmup-lr; linear: from "
-                             "--warmup-lr up to --lr; with --warmup-iters only (default "
-                             "constant)")
+                             "--warmup-lr up to --lr; with --warmup-iters only "
+                             "(%(default)s)")
     if classification:
         recipe.add_argument("--mixup", type=nonnegative_float, default=0.0, metavar="ALPHA",
                             help="mixup (Zhang et al., 2018): each batch is blended with a "
@@ -115,7 +149,8 @@ def add_training_arguments(parser, dataset, classification=True):
     run.add_argument("--data-dir", default=default_data_dir(),
                      help="folder holding the data in torchvision's layout "
                           "(default: $DATA_DIR or ./data; now %(default)s)")
-    run.add_argument("--out", help=f"run directory (default: runs/{dataset}/<model>)")
+    run.add_argument("--out", help=f"run directory (default: runs/{dataset}/<model>; with "
+                                   "--resume, the checkpoint's folder)")
     run.add_argument("--resume", nargs="?", const="", metavar="CHECKPOINT",
                      help="continue from CHECKPOINT (default: <out>/checkpoint.pt) up to "
                           "--epochs, with the checkpoint's recipe: a recipe flag that differs "
@@ -186,21 +221,97 @@ def parse_training_args(argv, *, description, dataset, models, recipes, add_argu
         add_arguments(parser)
     if chosen in recipes:
         parser.set_defaults(**recipes[chosen])
+    if "-h" in argv or "--help" in argv:
+        show_defaults(parser, argv, recipes=recipes, derive=derive, out_name=out_name,
+                      dataset=dataset)
     args = parser.parse_args(argv)
     args.given = given_flags(parser, argv)
     missing = [key for key in RECIPE_KEYS if getattr(args, key) is None]
     if missing:  # a recipe that forgets a key is our bug, not the user's
         raise KeyError(f"recipe of {args.model} lacks {missing}")
+    apply_recipe(args, derive)
+    if not args.out:   # a resumed checkpoint's run goes on in its folder
+        args.out = (os.path.dirname(args.resume) or ".") if args.resume else \
+            default_out(args, dataset, out_name)
+    return args
+
+
+def apply_recipe(args, derive):
+    """Fill in what the recipe derives from other flags (`derive`, noted in args.derived) and
+    what its optimizer, schedule and warm-up use (resolve_recipe)."""
     args.derived = set()
     if derive:
         before = dict(vars(args))
         derive(args)
         args.derived = {key for key, value in vars(args).items() if before.get(key) != value}
     resolve_recipe(args)
-    if not args.out:   # a resumed checkpoint's run goes on in its folder
-        args.out = (os.path.dirname(args.resume) or ".") if args.resume else \
-            os.path.join("runs", dataset, out_name(args) if out_name else args.model)
-    return args
+
+
+def default_out(args, dataset, out_name=None):
+    return os.path.join("runs", dataset, out_name(args) if out_name else args.model)
+
+
+class _Unparsable(Exception):
+    pass
+
+
+def show_defaults(parser, argv, *, recipes, derive, out_name, dataset):
+    """For --help: write into the help of each flag a recipe sets the value this command runs
+    with when the flag is left out (the recipe's, with what it derives from other flags, such
+    as milestones from --epochs, and the fallbacks of resolve_recipe), or "from the recipe of
+    --model" when no model is chosen; and into --out's the folder it would write."""
+    words = [word for word in argv if word not in ("-h", "--help")]
+
+    def refuse(message):
+        raise _Unparsable(message)
+    parser.error = refuse   # parse quietly: a command that does not parse shows the recipes
+    try:
+        applied = parser.parse_args(words)
+        applied.given = given_flags(parser, words)
+        apply_recipe(applied, derive)
+    except (_Unparsable, UserError):
+        applied = None
+    finally:
+        del parser.error
+    recipe_group = next(group for group in parser._action_groups
+                        if group.title.startswith("recipe"))
+    recipe_keys = {key for recipe in recipes.values() for key in recipe} \
+        | {action.dest for action in recipe_group._group_actions}
+    for action in parser._actions:
+        if action.dest == "out":
+            out = default_out(applied, dataset, out_name) if applied else \
+                f"runs/{dataset}/<model>"
+            action.help = escape(f"run directory (default: {out}; with --resume, the "
+                                 "checkpoint's folder)")
+        elif action.dest in recipe_keys and "%(default)s" in (action.help or ""):
+            action.help = action.help.replace("%(default)s",
+                                              escape(default_text(action, applied)))
+
+
+def escape(text):
+    return text.replace("%", "%%")
+
+
+def default_text(action, applied):
+    """The default of `action` as the help shows it (see show_defaults)."""
+    key = action.dest
+    fallback = FALLBACKS.get(key, action.default)
+    if applied is None:
+        return "from the recipe of --model" + (
+            "" if fallback is None else f"; {shown(fallback)} if it sets none")
+    if key in applied.given:   # the user's value is theirs: show what the recipe would use
+        value = action.default if action.default is not None else fallback
+        return "from the recipe" if value is None else shown(value)
+    value = getattr(applied, key)
+    if value is None:
+        return "not used by this recipe" if key in NEEDS else "none"
+    if key in applied.derived:
+        return f"{shown(value)} at --epochs {applied.epochs}: it follows --epochs"
+    return shown(value)
+
+
+def shown(value):
+    return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
 def given_flags(parser, argv):
@@ -214,6 +325,15 @@ def flag(dest):
     return "--" + dest.replace("_", "-")
 
 
+# The flags that apply only with another's value, and the value they take when the recipe sets
+# none.
+NEEDS = {"momentum": "--optimizer sgd", "step_size": "--scheduler step",
+         "milestones": "--scheduler multistep", "gamma": "--scheduler step or multistep",
+         "warmup_lr": "--warmup-iters", "warmup_shape": "--warmup-iters"}
+FALLBACKS = {"momentum": 0.0, "step_size": 30, "gamma": 0.1, "warmup_lr": 0.01,
+             "warmup_shape": "constant"}
+
+
 def resolve_recipe(args):
     """Fill in the values the chosen optimizer, schedule and warm-up use, drop those they do
     not use (a recipe's momentum under Adam, say), and refuse a flag the user gave that would
@@ -225,19 +345,14 @@ def resolve_recipe(args):
             "gamma": args.scheduler in ("step", "multistep"),
             "warmup_lr": args.warmup_iters > 0,
             "warmup_shape": args.warmup_iters > 0}
-    needs = {"momentum": "--optimizer sgd", "step_size": "--scheduler step",
-             "milestones": "--scheduler multistep", "gamma": "--scheduler step or multistep",
-             "warmup_lr": "--warmup-iters", "warmup_shape": "--warmup-iters"}
     for key, used in uses.items():
         if not used:
             if key in given:
-                raise UserError(f"{flag(key)} applies with {needs[key]} only; this run has "
+                raise UserError(f"{flag(key)} applies with {NEEDS[key]} only; this run has "
                                 f"--optimizer {args.optimizer}, --scheduler {args.scheduler}, "
                                 f"--warmup-iters {args.warmup_iters}.")
             setattr(args, key, None)
-    fallbacks = {"momentum": 0.0, "step_size": 30, "gamma": 0.1, "warmup_lr": 0.01,
-                 "warmup_shape": "constant"}
-    for key, value in fallbacks.items():
+    for key, value in FALLBACKS.items():
         if uses[key] and getattr(args, key) is None:
             setattr(args, key, value)
     if uses["milestones"] and not args.milestones:

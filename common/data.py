@@ -233,14 +233,19 @@ def smoothed(images):
 def download_with_torchvision(dataset_class, data_dir, install, failure):
     """Let torchvision download `dataset_class` (checking its checksums) into a scratch folder
     inside `data_dir`, quietly; `install(scratch)` then moves the files into place, so an
-    interrupted download leaves nothing half-written. Offline, raise a UserError whose text is
-    `failure(reason)`."""
+    interrupted download leaves nothing half-written, and a failed one no empty `data_dir`
+    either. Offline, raise a UserError whose text is `failure(reason)`."""
+    data_dir = Path(data_dir)
+    created = [path for path in (data_dir, *data_dir.absolute().parents) if not path.exists()]
     try:
-        Path(data_dir).mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(parents=True, exist_ok=True)
         quiet = io.StringIO()
         with tempfile.TemporaryDirectory(dir=data_dir) as scratch, \
                 contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
             dataset_class(scratch, train=True, download=True)
             install(Path(scratch))
     except Exception as error:  # offline: URLError, RuntimeError from torchvision, ...
+        for path in created:   # deepest first; a folder something was put in stays
+            with contextlib.suppress(OSError):
+                path.rmdir()
         raise UserError(failure(describe_error(error))) from None

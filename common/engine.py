@@ -83,9 +83,13 @@ class Schedule:
         return {"steps_taken": self.steps_taken}
 
     def load_state_dict(self, state):
-        # checkpoints written before this class held torch's LambdaLR, whose count is last_epoch
-        self.steps_taken = int(state["steps_taken"] if "steps_taken" in state
-                               else state["last_epoch"])
+        """A saved state; checkpoints written before this class held torch's LambdaLR, whose
+        step count is last_epoch. A state that holds no count is a ValueError."""
+        steps = state.get("steps_taken", state.get("last_epoch")) if isinstance(state, dict) \
+            else None
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+            raise ValueError(f"{state!r:.80} holds no step count")
+        self.steps_taken = steps
 
 
 def duration(seconds):

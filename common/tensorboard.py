@@ -11,6 +11,7 @@ import argparse
 import os
 import shutil
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -23,7 +24,26 @@ LINKS = ".tensorboard"   # the tree of links in the runs folder
 
 
 def open_writer(run_dir):
+    """The run's SummaryWriter. A write the disk refuses (full, read-only) in its writer thread
+    is raised again, as the same OSError, by the writer's next call in the run's thread, and
+    reported there (common.training.run_folder): the thread's own traceback is not printed."""
+    quiet_writer_threads()
     return SummaryWriter(log_dir=str(Path(run_dir) / "tb"))
+
+
+def quiet_writer_threads():
+    """Leave out of threading.excepthook the OSErrors of TensorBoard's writer threads."""
+    previous = threading.excepthook
+    if getattr(previous, "quiets_tensorboard", False):
+        return
+
+    def hook(args):
+        if isinstance(args.exc_value, OSError) \
+                and type(args.thread).__name__ == "_AsyncWriterThread":
+            return
+        previous(args)
+    hook.quiets_tensorboard = True
+    threading.excepthook = hook
 
 
 def log_graph(writer, model, example_images):

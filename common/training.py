@@ -1,7 +1,12 @@
 """What every training script does around its loop, classifiers and detectors alike: the
 --resume rule and the checkpoint, the model's starting weights and placement (channels_last,
 SyncBatchNorm, DDP, torch.compile), the optimizer, schedule and loss scaler, the divergence
-message, and the fields every metrics.json shares."""
+message, and the fields every metrics.json shares. The run holds its folder for its life
+(run_folder): one run per folder, and a disk that refuses a write is a message, not a
+traceback."""
+import contextlib
+import os
+import traceback
 from pathlib import Path
 
 import torch
@@ -11,14 +16,70 @@ from torch.nn.parallel import DistributedDataParallel
 from common import runtime
 from common.cli import EXECUTION_FLAGS, flag, parse_training_args, recorded
 from common.engine import Schedule, build_optimizer
-from common.errors import Diverged, UserError
-from common.files import load_torch, read_json, save_torch, write_json
+from common.errors import Diverged, UserError, describe_error
+from common.files import (DISK_ERRNOS, WriteFailed, load_torch, save_torch, write_failure,
+                          write_json)
 from common.nets import load_initial_weights
+from common.rundir import lock_run_folder, read_run_metrics, run_outcome
 from common.step import grad_scaler
 
 # The flags a resumed run may change; every other flag is the checkpoint's recipe.
 CHANGEABLE_ON_RESUME = EXECUTION_FLAGS | {"epochs"}
 RUN_PLACE = {"out", "resume", "continue_run"}   # where this command writes: never the saved one
+
+
+@contextlib.contextmanager
+def run_folder(out, *, dist, device):
+    """Hold the run folder `out` for the run inside the block (common.rundir.lock_run_folder):
+    a second run on it is refused, exit 2, naming the first. A write the disk refuses (full,
+    read-only) inside the block becomes a UserError saying what, where, and that the last
+    checkpoint stays as it was.
+
+    Under torchrun only the main rank takes the lock: it alone writes the folder, and flock
+    is per process, so the ranks of one node would refuse each other. The other ranks learn
+    whether it got the folder (one broadcast), so that a refused job stops on every rank
+    instead of waiting in its first collective."""
+    out = Path(out)
+    with contextlib.ExitStack() as held:
+        refusal = None
+        if dist.is_main:
+            try:
+                held.enter_context(lock_run_folder(out))
+            except UserError as error:
+                refusal = error
+        if dist.enabled:
+            taken = torch.tensor([0.0 if refusal else 1.0], device=device)
+            torch.distributed.broadcast(taken, src=0)
+            if not taken.item() and refusal is None:
+                refusal = UserError(f"the main process of this torchrun job could not take "
+                                    f"--out {out}; its message says why.")
+        if refusal:
+            raise refusal
+        try:
+            yield
+        except WriteFailed as error:
+            raise UserError(f"{error} {kept_checkpoint(out)}") from None
+        except OSError as error:   # a write outside common.files: TensorBoard's
+            if error.errno not in DISK_ERRNOS:
+                raise
+            where = f"{out / 'tb'} (TensorBoard's files)" if raised_in_tensorboard(error) else out
+            raise UserError(f"{write_failure(error, where)} {kept_checkpoint(out)}") from None
+
+
+def raised_in_tensorboard(error):
+    """Whether `error` came from TensorBoard's writers (whose file errors name no file)."""
+    return any(f"{os.sep}tensorboard{os.sep}" in frame.filename
+               for frame in traceback.extract_tb(error.__traceback__))
+
+
+def kept_checkpoint(out):
+    """What a run stopped by a refused write keeps, and what to do next."""
+    checkpoint = out / "checkpoint.pt"
+    if not checkpoint.exists():
+        return ("No checkpoint had been written yet: make room (or pick a writable --out) and "
+                "start again.")
+    return (f"The checkpoint of the last finished epoch stays in {checkpoint}, as it was: make "
+            "room (or make the folder writable), then add --resume to continue.")
 
 
 def parse_run_args(argv, *, dataset, models, **options):
@@ -70,10 +131,12 @@ def checkpoint_to_resume(args):
     return Path(args.resume) if args.resume else Path(args.out) / "checkpoint.pt"
 
 
-def resume_state(args, out, dataset, name=None):
+def resume_state(args, out, dataset, name=None, extra=()):
     """The checkpoint to continue from, or None for a fresh run; `name` (default: --model)
-    identifies the network, with `dataset`, in the checkpoint. `args` already holds the
-    checkpoint's recipe (take_resumed_recipe; --continue: already_done checked it).
+    identifies the network, with `dataset`, in the checkpoint; `extra` names the fields the
+    run's save_checkpoint adds (a classifier's train_confusion), which it must hold too. `args`
+    already holds the checkpoint's recipe (take_resumed_recipe; --continue: already_done
+    checked it). A checkpoint that is damaged (checkpoint_problem) is a UserError naming it.
 
     A fresh run never replaces an earlier one: the user resumes it, deletes it or picks another
     --out.
@@ -91,18 +154,56 @@ def resume_state(args, out, dataset, name=None):
         return None
     path = checkpoint_to_resume(args)
     state = load_torch(path, "checkpoint")
-    if not isinstance(state, dict) or not {"model", "optimizer", "history", "args"} <= state.keys():
+    if not isinstance(state, dict) or not isinstance(state.get("args"), dict):
         raise UserError(f"checkpoint {path} is not a checkpoint.pt of this suite.")
     name = name or args.model
     if (state.get("dataset"), state.get("model_name")) != (dataset, name):
         raise UserError(f"checkpoint {path} is of {state.get('dataset')} model "
                         f"{state.get('model_name')!r}, not {dataset} {name!r}.")
+    problem = checkpoint_problem(state, extra)
+    if problem:
+        raise damaged_checkpoint(path, problem)
+    # The recipe was taken from the checkpoint before this run held the folder: it must still
+    # be the checkpoint's (another run may have replaced it meanwhile).
+    differing = recipe_differences(args, state["args"], vars(args))
+    if differing:
+        raise UserError(f"checkpoint {path} changed while this command started (another run "
+                        f"wrote it): {differing}. Run the command again.")
+    args.given = set(args.given) | set(state.get("given_flags", ()))   # the run's, all along
     if len(state["history"]) > args.epochs:
         raise UserError(f"--epochs {args.epochs}: the run of {path} has already trained "
                         f"{len(state['history'])} epochs. Give --epochs "
                         f"{len(state['history'])} or more.")
     (out / "diverged.json").unlink(missing_ok=True)   # the record of an earlier attempt
     return state
+
+
+CHECKPOINT_KEYS = ("args", "epoch", "model", "optimizer", "scheduler", "scaler", "history")
+
+
+def checkpoint_problem(state, extra=()):
+    """What is wrong with the content of a checkpoint (besides its tensors, which
+    prepare_model and optimization check against the run's model and optimizer), as text ("" if
+    nothing); `extra`: fields it must hold besides CHECKPOINT_KEYS."""
+    missing = [key for key in (*CHECKPOINT_KEYS, *extra) if key not in state]
+    if missing:
+        return f"it has no {', '.join(missing)}"
+    history = state["history"]
+    if not isinstance(history, list) or not all(isinstance(record, dict) for record in history):
+        return f"its history is a {type(history).__name__}, not a list of epoch records"
+    if [record.get("epoch") for record in history] != list(range(1, len(history) + 1)) \
+            or state["epoch"] != len(history):
+        return (f"its history is not the records of epochs 1 to {state['epoch']!r}, the "
+                "checkpoint's epoch, in order")
+    given = state.get("given_flags", [])
+    if not isinstance(given, list) or not all(isinstance(name, str) for name in given):
+        return f"its given_flags is a {type(given).__name__}, not a list of flag names"
+    return ""
+
+
+def damaged_checkpoint(path, problem):
+    return UserError(f"checkpoint {path} is damaged: {problem}. Resume from another checkpoint, "
+                     "or start the run again (delete its folder or pass another --out).")
 
 
 def recipe_differences(args, saved, keys):
@@ -126,30 +227,34 @@ def already_done(args, out, log):
     Call it before resume_state."""
     if not args.continue_run:
         return False
-    for name in ("metrics.json", "checkpoint.pt", "diverged.json"):
-        if (out / name).exists():
-            saved = (load_torch(out / name, "checkpoint", mmap=True)   # its args only
-                     if name == "checkpoint.pt"
-                     else read_json(out / name, "run record"))
-            saved_args = saved.get("args", {})
-            differing = [recipe_differences(args, saved_args, vars(args))]
-            if schedule_follows_epochs(args) and saved_args.get("epochs") != args.epochs:
-                differing.append(f"--epochs {args.epochs} (the run's: "
-                                 f"{saved_args.get('epochs')}), which its {args.scheduler} "
-                                 "schedule is stretched over")
-            differing = "; ".join(part for part in differing if part)
-            if differing:
-                raise UserError(f"--continue: {out} holds another run than this command's: "
-                                f"{differing}. Delete the folder, or pass another --out.")
-            break
-    if (out / "diverged.json").exists():
+    diverged, finished = run_outcome(out)   # both checked
+    saved_args = None
+    if (out / "metrics.json").exists():
+        saved_args = (finished or read_run_metrics(out))["args"]
+    elif (out / "checkpoint.pt").exists():
+        saved = load_torch(out / "checkpoint.pt", "checkpoint", mmap=True)   # its args only
+        saved_args = saved.get("args") if isinstance(saved, dict) else None
+        if not isinstance(saved_args, dict):
+            raise UserError(f"checkpoint {out / 'checkpoint.pt'} is not a checkpoint.pt of this "
+                            "suite.")
+    elif diverged:
+        saved_args = diverged.get("args", {})
+    if saved_args is not None:
+        differing = [recipe_differences(args, saved_args, vars(args))]
+        if schedule_follows_epochs(args) and saved_args.get("epochs") != args.epochs:
+            differing.append(f"--epochs {args.epochs} (the run's: "
+                             f"{saved_args.get('epochs')}), which its {args.scheduler} "
+                             "schedule is stretched over")
+        differing = "; ".join(part for part in differing if part)
+        if differing:
+            raise UserError(f"--continue: {out} holds another run than this command's: "
+                            f"{differing}. Delete the folder, or pass another --out.")
+    if diverged:
         log(f"{out} diverged earlier ({out / 'diverged.json'}); delete the folder to try again")
         return True
-    if (out / "metrics.json").exists():
-        epochs = len(read_json(out / "metrics.json", "run metrics").get("history", []))
-        if epochs >= args.epochs:
-            log(f"{out} already holds a finished run of {epochs} epochs")
-            return True
+    if finished and len(finished["history"]) >= args.epochs:
+        log(f"{out} already holds a finished run of {len(finished['history'])} epochs")
+        return True
     return False
 
 
@@ -165,6 +270,11 @@ def prepare_model(model, args, *, device, dist, resumed, log):
     runtime.check_same_everywhere(len(resumed["history"]) if resumed else 0, dist, device,
                                   "the epochs the run in --out holds")
     if resumed:
+        path = checkpoint_to_resume(args)
+        problem = state_dict_problem(model, resumed["model"])
+        if problem:
+            raise damaged_checkpoint(path, f"its model state does not fit {args.model}: "
+                                           f"{problem}")
         model.load_state_dict(resumed["model"])
     else:
         load_initial_weights(model, pretrained=args.pretrained, weights_file=args.weights, log=log)
@@ -189,6 +299,47 @@ def prepare_model(model, args, *, device, dist, resumed, log):
     return model, train_model, model if dist.enabled else train_model
 
 
+def state_dict_problem(model, state, shown=3):
+    """What keeps `state` from loading into `model` exactly (missing or unexpected tensors,
+    wrong shapes, values that are not tensors), as text ("" if nothing); at most `shown`
+    names of each kind."""
+    if not isinstance(state, dict):
+        return f"it is a {type(state).__name__}, not a dict of tensors"
+    expected = model.state_dict()
+
+    def names(keys):
+        more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+        return ", ".join(keys[:shown]) + more
+
+    problems = []
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    not_tensors = [key for key in state if key in expected and not torch.is_tensor(state[key])]
+    shapes = [f"{key} {tuple(state[key].shape)} (the model's: {tuple(expected[key].shape)})"
+              for key in expected if key in state and torch.is_tensor(state[key])
+              and state[key].shape != expected[key].shape]
+    if missing:
+        problems.append(f"it lacks {names(missing)}")
+    if unexpected:
+        problems.append(f"it has tensors the model does not: {names(unexpected)}")
+    if not_tensors:
+        problems.append(f"not tensors: {names(not_tensors)}")
+    if shapes:
+        problems.append(f"wrong shapes: {names(shapes)}")
+    return "; ".join(problems)
+
+
+def load_model_state(model, path, what, name):
+    """Load the state_dict file `path` (a model.pt; `what` names it in messages) into `model`
+    (the network `name`), refusing a file that does not fit it exactly with a UserError that
+    says what is wrong: what test.py does with a run's weights."""
+    state = load_torch(path, what)
+    problem = state_dict_problem(model, state)
+    if problem:
+        raise UserError(f"{what} {path} does not fit {name}: {problem}.")
+    model.load_state_dict(state)
+
+
 def check_batch_size(model, per_process_batch, dist):
     """Batch norm cannot train on one image: refuse a per-process batch of one for such models."""
     if per_process_batch == 1 and any(isinstance(module, nn.modules.batchnorm._BatchNorm)
@@ -205,11 +356,25 @@ def optimization(args, model, *, device, precision, steps_per_epoch, resumed, gr
     scheduler = Schedule(args, steps_per_epoch)
     scaler = grad_scaler(device, precision)
     if resumed:
-        load_optimizer_state(optimizer, resumed["optimizer"])
-        scheduler.load_state_dict(resumed["scheduler"])
-        if resumed.get("scaler") and scaler.is_enabled():
-            scaler.load_state_dict(resumed["scaler"])
+        path = checkpoint_to_resume(args)
+        with loading(path, f"{args.optimizer} optimizer"):
+            load_optimizer_state(optimizer, resumed["optimizer"])
+        with loading(path, "schedule"):
+            scheduler.load_state_dict(resumed["scheduler"])
+        if resumed["scaler"] and scaler.is_enabled():
+            with loading(path, "loss scaler"):
+                scaler.load_state_dict(resumed["scaler"])
     return optimizer, scheduler, scaler
+
+
+@contextlib.contextmanager
+def loading(path, what):
+    """Turn the errors of loading the `what` state of checkpoint `path` into a UserError."""
+    try:
+        yield
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError, RuntimeError) as error:
+        raise damaged_checkpoint(path, f"its {what} state does not fit this run "
+                                       f"({describe_error(error)[:200]})") from None
 
 
 def load_optimizer_state(optimizer, state):
@@ -219,8 +384,11 @@ def load_optimizer_state(optimizer, state):
     fused step then computes wrong updates without an error)."""
     chosen = [{key: group[key] for key in ("fused", "foreach", "capturable") if key in group}
               for group in optimizer.param_groups]
+    settings = [set(group) for group in optimizer.param_groups]
     optimizer.load_state_dict(state)
-    for group, flags in zip(optimizer.param_groups, chosen):
+    for group, flags, keys in zip(optimizer.param_groups, chosen, settings):
+        if keys - set(group):
+            raise ValueError(f"a parameter group lacks {sorted(keys - set(group))}")
         group.update(flags)
         on_device = bool(flags.get("fused") or flags.get("capturable"))
         for param in group["params"]:
@@ -233,14 +401,17 @@ def load_optimizer_state(optimizer, state):
                 elif key == "step":   # fused and capturable steps keep it on the device
                     buffers[key] = value.to(param.device if on_device else "cpu",
                                             torch.float32)
+                elif value.dim():   # a per-parameter buffer of another parameter's shape
+                    raise ValueError(f"its {key} of shape {tuple(value.shape)} belongs to no "
+                                     f"parameter of shape {tuple(param.shape)}")
 
 
 def save_checkpoint(out, *, dataset, args, epoch, model, optimizer, scheduler, scaler, history,
                     name=None, **extra):
     """Everything --resume needs, written atomically: the last good state stays on disk."""
     save_torch({"dataset": dataset, "model_name": name or args.model, "args": recorded(args),
-                "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
+                "given_flags": sorted(args.given), "epoch": epoch, "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict() if scaler.is_enabled() else None,
                 "history": history, **extra},
                out / "checkpoint.pt")
@@ -266,8 +437,8 @@ def divergence(error, *, out, dist, args):
     and where, and --continue knows its recipe."""
     epoch = error.where["epoch"]
     if dist.is_main:
-        write_json({**error.where, "message": str(error), "args": recorded(args)},
-                   out / "diverged.json")
+        write_json({**error.where, "message": str(error), "args": recorded(args),
+                    "given_flags": sorted(args.given)}, out / "diverged.json")
     if epoch == 1:
         return Diverged(f"{error} No checkpoint had been written yet. Start again with a "
                         f"lower --lr.", error.where)
@@ -285,9 +456,10 @@ def lr_text(record):
 
 def run_record(args, *, dataset, out, model, device, dist, precision):
     """The fields every metrics.json starts with; "target" is the make target of a run in
-    runs/<dataset>/<name>."""
+    runs/<dataset>/<name>; "given_flags" the flags the user wrote (over every command of the
+    run: a resume adds its own), as opposed to those the recipe set or derived."""
     return {"dataset": dataset, "model": args.model, "target": f"{dataset}-{out.name}",
-            "run_dir": str(out), "args": recorded(args),
+            "run_dir": str(out), "args": recorded(args), "given_flags": sorted(args.given),
             "parameters": sum(p.numel() for p in model.parameters()),
             "device": runtime.describe_device(device), "precision": precision,
             "world_size": dist.world_size, "versions": runtime.versions()}

@@ -151,7 +151,8 @@ def download(data_dir):
         f"the scenes are not in {folder} (expected {layout_text(folder)}) and downloading them "
         f"failed ({'; '.join(failures)}). Run `make data-scenes` on a machine that is online, "
         f"or clone {REPOSITORY} and move its train/ and val/ folders into {folder}, or point "
-        "--data-dir (or DATA_DIR) at a folder that holds train/ and val/.")
+        "--data-dir (or DATA_DIR; with make, SCENES_DIR) at a folder that holds train/ and "
+        "val/.")
 
 
 def install_archive(url, folder):

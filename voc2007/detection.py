@@ -25,7 +25,8 @@ from common.files import save_torch, write_csv, write_json
 from common.step import TrainingStep, autocast, use_graphs
 from common.training import (already_done, check_batch_size, check_weights_finite,
                              checkpoint_to_resume, divergence, lr_text, optimization,
-                             prepare_model, resume_state, run_record, save_checkpoint)
+                             prepare_model, resume_state, run_folder, run_record,
+                             save_checkpoint)
 from common.voc_eval import voc_eval
 from voc2007.data import (CLASSES, VOCDataset, VOCDeviceLoader, ensure_voc, eval_transform,
                           make_loader, to_voc_boxes)
@@ -227,7 +228,8 @@ def train_detector(args, *, detector, build_model, train_transform, title):
     device, dist = runtime.setup(args.device)
     log = print if dist.is_main else (lambda *_: None)
     try:
-        _train(args, detector, build_model, train_transform, title, device, dist, log)
+        with run_folder(args.out, dist=dist, device=device):   # one run per folder
+            _train(args, detector, build_model, train_transform, title, device, dist, log)
     finally:
         runtime.teardown(dist)
 

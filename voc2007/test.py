@@ -5,15 +5,17 @@ Prints report 000's per-class AP table (a row per split, the 20 classes and the 
 for), detections.png (boxes drawn on the split's first images) and metrics.json into <run>/eval.
 """
 import argparse
+import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from common import cli, runtime  # noqa: E402
-from common.errors import UserError, describe_error  # noqa: E402
-from common.files import load_torch, write_json  # noqa: E402
+from common.errors import UserError  # noqa: E402
+from common.files import write_json  # noqa: E402
 from common.rundir import evaluation_folder, read_run_metrics  # noqa: E402
+from common.training import load_model_state  # noqa: E402
 from voc2007 import train_ssd, train_yolo  # noqa: E402
 from voc2007.data import VOCDataset, eval_transform, make_loader  # noqa: E402
 from voc2007.detection import (DATASET, METRIC, ap_table, ap_text, evaluate,  # noqa: E402
@@ -36,26 +38,26 @@ def main(argv=None):
     parser.add_argument("--limit-test", type=cli.positive_int, metavar="N",
                         help="evaluate a fixed random N images of each split")
     parser.add_argument("--batch-size", type=cli.positive_int, default=32)
-    parser.add_argument("--workers", type=cli.nonnegative_int, default=4)
+    parser.add_argument("--workers", type=cli.nonnegative_int,
+                        help="DataLoader worker processes (default: the run's --workers)")
     parser.add_argument("--out", help="where to write the evaluation (default: <run>/eval)")
     args = parser.parse_args(argv)
     run = Path(args.run)
-    saved = read_run_metrics(run)
+    saved = read_run_metrics(run, dataset=DATASET)
     out = evaluation_folder(run, args.out)
-    if saved.get("dataset") != DATASET or saved.get("detector") not in BUILDERS:
+    if saved["detector"] not in BUILDERS:
         raise UserError(f"{run} is not a YOLOv1 or SSD run of VOC 2007 (its metrics.json says "
-                        f"{saved.get('dataset')!r}, {saved.get('detector')!r}).")
+                        f"detector {saved['detector']!r}).")
     trained = argparse.Namespace(**saved["args"])
     data_dir = args.data_dir or trained.data_dir
+    workers = args.workers if args.workers is not None else \
+        saved["args"].get("workers", min(8, os.cpu_count() or 1))
 
     device, _ = runtime.setup(args.device)
     precision = runtime.resolve_precision(args.precision, device)
     model = BUILDERS[saved["detector"]](trained)
-    try:
-        model.load_state_dict(load_torch(run / "model.pt", "weights file"))
-    except RuntimeError as error:
-        raise UserError(f"{run / 'model.pt'} does not fit {saved['detector']} {trained.model}: "
-                        f"{describe_error(error)[:300]}") from None
+    load_model_state(model, run / "model.pt", "weights file",
+                     f"{saved['detector']} {trained.model}")
     model.to(device)
 
     results, datasets, detections = {}, {}, {}
@@ -64,7 +66,7 @@ def main(argv=None):
         if args.limit_test:
             dataset = dataset.subset(args.limit_test)
         loader = make_loader(dataset, batch_size=args.batch_size, train=False,
-                             workers=args.workers, pin_memory=device.type == "cuda")
+                             workers=workers, pin_memory=device.type == "cuda")
         results[split], detections[split] = evaluate(model, loader, device=device,
                                                      dist=runtime.Distributed(),
                                                      precision=precision)
