@@ -18,14 +18,14 @@ from common.engine import (CHANCE_LOSS_MULTIPLE, RunClock, classifier_step, coun
                            divergence_help, duration, evaluate, evaluation_pass, plural,
                            predict, train_one_epoch)
 from common.errors import Diverged, UserError, describe_error
-from common.files import load_torch, save_torch, write_csv, write_json
+from common.files import save_torch, write_csv, write_json
 from common.metrics import (average_precision, most_confident_mistakes, most_confused_pair,
                             per_class_accuracy, per_class_precision, precision_recall_curve)
 from common.rundir import evaluation_folder, read_run_metrics
 from common.step import use_graphs
 from common.training import (already_done, check_batch_size, check_weights_finite,
-                             checkpoint_to_resume, divergence, lr_text, optimization,
-                             prepare_model, resume_state, run_folder, run_record,
+                             checkpoint_to_resume, divergence, load_model_state, lr_text,
+                             optimization, prepare_model, resume_state, run_folder, run_record,
                              save_checkpoint)
 
 WORST_COUNT = 10          # images in worst.png
@@ -58,7 +58,7 @@ def _train(args, dataset, build_model, load_data, mean, std, augmentation, resiz
     out = Path(args.out)
     if already_done(args, out, log):
         return
-    resumed = resume_state(args, out, dataset)
+    resumed = resume_state(args, out, dataset, extra=("train_confusion",))
     train_set, test_set = load_data()
     if args.limit_train:
         train_set = train_set.random_subset(args.limit_train)
@@ -296,11 +296,7 @@ def test_classifier(args, *, dataset, build_model, test_set, mean, std, resize=N
     device, _ = runtime.setup(args.device)
     model = build_model()
     precision = runtime.resolve_precision(args.precision, device, model)
-    try:
-        model.load_state_dict(load_torch(args.weights, "weights file"))
-    except RuntimeError as error:
-        raise UserError(f"{args.weights} does not fit {args.model}: "
-                        f"{describe_error(error)[:300]}") from None
+    load_model_state(model, args.weights, "weights file", args.model)
     model.to(device)
     if args.limit_test:
         test_set = test_set.random_subset(args.limit_test)

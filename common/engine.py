@@ -232,10 +232,13 @@ class LossWatch:
 
 def divergence_help(limit):
     """The paragraph of a train script's --help on its exit codes, for a loss `limit` (text)."""
-    return (f"exit codes: 0 done; 2 bad input (a one-paragraph message); 3 diverged: the "
-            f"training loss became NaN or infinite or its mean over a {DIVERGENCE_CHECK_STEPS}-"
-            f"step window rose above {limit}, or the weights became NaN or infinite. The message "
-            "names the epoch, step and learning rate; the last good checkpoint stays.")
+    return (f"exit codes: 0 done; 2 bad input (a one-paragraph message), --out in use by "
+            f"another run, or a disk that refuses a write; 3 diverged: the training loss became "
+            f"NaN or infinite or its mean over a {DIVERGENCE_CHECK_STEPS}-step window rose above "
+            f"{limit}, or the weights became NaN or infinite. The message names the epoch, step "
+            "and learning rate; the last good checkpoint stays. 130 interrupted (Ctrl-C), 143 "
+            "stopped (SIGTERM, as cluster schedulers send): the checkpoint of the last finished "
+            "epoch stays, --resume goes on.")
 
 
 def chance_limit(num_classes):

@@ -138,17 +138,27 @@ def _remove_if_empty(folders):
             break
 
 
+class DamagedRunFile(UserError):
+    """A metrics.json or diverged.json of the wrong shape: `path` and `problem` (what is wrong);
+    the message says what the file should be (`what`) and what to do."""
+
+    def __init__(self, path, what, problem, advice=""):
+        super().__init__(f"{path} is not {what}: {problem}. {advice}".rstrip())
+        self.path, self.problem = path, problem
+
+
 def read_run_metrics(folder, dataset=None):
     """The metrics.json of the run directory `folder`, as a train script wrote it, checked
     (check_run_metrics); `dataset` (mnist, cifar10, scenes, voc2007), when given, is the
-    dataset the run must be of. A missing, unreadable or malformed file is a UserError."""
+    dataset the run must be of. A missing or unreadable file is a UserError, a malformed one a
+    DamagedRunFile."""
     path = Path(folder) / "metrics.json"
     metrics = read_json(path, "run metrics")
     problem = check_run_metrics(metrics, dataset)
     if problem:
-        raise UserError(f"{path} is not the metrics.json of a training run as train.py writes "
-                        f"it: {problem}. Point to the run directory that train.py wrote, or "
-                        "run it again into a new --out.")
+        raise DamagedRunFile(path, "the metrics.json of a training run as train.py writes it",
+                             problem, "Point to the run directory that train.py wrote, or run "
+                                      "it again into a new --out.")
     return metrics
 
 
@@ -157,15 +167,15 @@ def run_outcome(folder, dataset=None):
     finished, (None, None) when neither. A diverged.json is the last attempt's (a new attempt
     deletes it): it wins over a metrics.json that an earlier, shorter run of the folder left.
     Both are checked (read_run_metrics, check_divergence_record): a malformed one is a
-    UserError naming the file and what is wrong."""
+    DamagedRunFile naming the file and what is wrong."""
     folder = Path(folder)
     if (folder / "diverged.json").exists():
         path = folder / "diverged.json"
         record = read_json(path, "divergence record")
         problem = check_divergence_record(record)
         if problem:
-            raise UserError(f"{path} is not the divergence record a training run writes: "
-                            f"{problem}. Delete it (the run's folder then counts as not run).")
+            raise DamagedRunFile(path, "the divergence record a training run writes", problem,
+                                 "Delete it (the run's folder then counts as not run).")
         return record, None
     if (folder / "metrics.json").exists():
         return None, read_run_metrics(folder, dataset)

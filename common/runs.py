@@ -19,7 +19,6 @@ import contextlib
 import functools
 import importlib
 import io
-import math
 import shlex
 import subprocess
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from typing import Callable, NamedTuple
 
 from common.cli import EXECUTION_FLAGS, flag, recorded
 from common.errors import UserError
-from common.rundir import run_outcome
+from common.rundir import DamagedRunFile, is_number, kind, run_outcome
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -139,12 +138,14 @@ def read_run(folder, dataset, target, full_sizes=None, figures=None, recipe=None
     folder = Path(folder)
     run = Run(folder.name, target, folder)
     try:
-        run.diverged, run.metrics = run_outcome(folder)
-        if run.diverged:
-            check_divergence_record(run.diverged, folder / "diverged.json")
-        elif run.metrics:
-            check_metrics(run.metrics, folder / "metrics.json", dataset, figures or {})
-    except UserError as error:
+        run.diverged, run.metrics = run_outcome(folder, dataset)
+        if run.metrics:
+            check_figures(run.metrics, folder / "metrics.json", figures or {})
+    except DamagedRunFile as error:
+        run.metrics = run.diverged = None
+        run.problem = f"{error.path}: {error.problem}."
+        return run
+    except UserError as error:   # a file that cannot be read at all
         run.metrics = run.diverged = None
         run.problem = str(error)
         return run
@@ -160,61 +161,27 @@ def read_run(folder, dataset, target, full_sizes=None, figures=None, recipe=None
     return run
 
 
-def check_divergence_record(record, path):
-    """A diverged.json as the report reads it: its epoch and step, its args if any."""
-    if not isinstance(record, dict):
-        raise UserError(f"{path} is not a divergence record (a JSON object).")
-    for key in ("epoch", "step"):
-        if not isinstance(record.get(key), int) or isinstance(record.get(key), bool):
-            raise UserError(f"{path}: '{key}' is {describe(record.get(key))}, not an integer.")
-    if not isinstance(record.get("args", {}), dict):
-        raise UserError(f"{path}: 'args' is {describe(record['args'])}, not an object.")
-    check_given_flags(record, path)
-
-
-def check_metrics(metrics, path, dataset, figures):
-    """Raise a UserError naming `path` and what is wrong unless `metrics` is a metrics.json of
-    a `dataset` run with the `figures` the report reads."""
-    if not isinstance(metrics, dict):
-        raise UserError(f"{path} is {describe(metrics)}, not the object a training run writes.")
-    if metrics.get("dataset", dataset) != dataset:
-        raise UserError(f"{path} is a {metrics['dataset']} run, in the {dataset} folder.")
-    for key, kind in (("args", dict), ("final", dict), ("history", list),
-                      ("per_class", dict)):
-        if not isinstance(metrics.get(key), kind):
-            raise UserError(f"{path}: '{key}' is {describe(metrics.get(key))}, not "
-                            f"{'an object' if kind is dict else 'a list'}.")
-    if not metrics["history"] or not all(isinstance(record, dict) and is_number(
-            record.get("seconds", 0)) for record in metrics["history"]):
-        raise UserError(f"{path}: 'history' is not a list of epochs.")
-    counts = {f"final.{key}": metrics["final"].get(key) for key in (
-        "train_images", "val_images", "trainval_images", "test_images")}
-    for key, value in {**counts, "parameters": metrics.get("parameters")}.items():
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            raise UserError(f"{path}: '{key}' is {describe(value)}, not a count.")
-    check_given_flags(metrics, path)
-    for key, kind in figures.items():
+def check_figures(metrics, path, figures):
+    """Raise a DamagedRunFile naming `path` unless the `figures` the report reads from
+    `metrics` (a metrics.json that common.rundir found of the right shape) are what the tables
+    need: fractions in [0, 1], one per class."""
+    for key, wanted in figures.items():
         value = metrics
         for part in key.split("."):
             value = value.get(part) if isinstance(value, dict) else None
-        problem = figure_problem(value, kind)
+        problem = figure_problem(value, wanted)
         if problem:
-            raise UserError(f"{path}: '{key}' is {describe(value)}, not {problem}.")
+            raise DamagedRunFile(path, "a metrics.json with the figures the report reads",
+                                 f"'{key}' is {kind(value)}, not {problem}")
 
 
-def check_given_flags(record, path):
-    given = record.get("given_flags", [])
-    if not isinstance(given, list) or not all(isinstance(dest, str) for dest in given):
-        raise UserError(f"{path}: 'given_flags' is {describe(given)}, not a list of flag names.")
-
-
-def figure_problem(value, kind):
-    """What `value` fails to be of `kind` (see classification_figures), or None."""
+def figure_problem(value, wanted):
+    """What `value` fails to be of the kind `wanted` (see classification_figures), or None."""
     def fraction(item, nullable):
         return (nullable and item is None) or (is_number(item) and 0 <= item <= 1)
-    if kind in ("fraction", "fraction or null"):
-        return None if fraction(value, kind.endswith("null")) else f"a {kind} in [0, 1]"
-    name, count = kind
+    if wanted in ("fraction", "fraction or null"):
+        return None if fraction(value, wanted.endswith("null")) else f"a {wanted} in [0, 1]"
+    name, count = wanted
     if name == "matrix":
         good = isinstance(value, list) and len(value) == count and all(
             isinstance(row, list) and len(row) == count and all(
@@ -225,18 +192,6 @@ def figure_problem(value, kind):
         fraction(item, nullable) for item in value)
     items = "fractions or nulls" if nullable else "fractions"
     return None if good else f"a list of {count} {items}"
-
-
-def is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def describe(value):
-    """A JSON value in a message: short, with its type."""
-    if value is None:
-        return "missing (or null)"
-    text = repr(value)
-    return text if len(text) <= 40 else f"a {type(value).__name__} ({text[:30]}...)"
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from common import cli  # noqa: E402
 from common.errors import Diverged, UserError  # noqa: E402
 from common.files import write_csv, write_text  # noqa: E402
 from common.report import compare, markdown_table, notes  # noqa: E402
-from common.runs import Recipe, classification_figures, is_number, read_run  # noqa: E402
+from common.rundir import is_number  # noqa: E402
+from common.runs import Recipe, classification_figures, read_run  # noqa: E402
 from scenes import train  # noqa: E402
 from scenes.data import CLASSES, FULL_SIZES  # noqa: E402
 

@@ -42,6 +42,7 @@ def fake_run(runs, dataset, name, *, classes=10, epochs=3, accuracy=0.5, overrid
 def fake_detector_run(runs, name, extra_words, given, test_map=0.1):
     args = target_recipe(f"voc2007-{name}").args(extra_words)
     metrics = {"dataset": "voc2007", "model": args["model"], "args": args,
+               "detector": name.split("-")[0], "parameters": 1000, "device": "cpu",
                "history": [{"epoch": epoch, "seconds": 1.0} for epoch in range(1, 4)],
                "final": {"test_map": test_map, "trainval_map": 0.2, "test_images": 4_952,
                          "trainval_images": 5_011},
@@ -66,6 +67,10 @@ def built(tmp_path_factory):
     metrics["final"]["test_accuracy"] = "high"
     write_json(metrics, runs / "mnist" / "alexnet" / "metrics.json")
     write_json({"step": 30, "loss": 1e12}, runs / "mnist" / "bn-net" / "diverged.json")
+    # the right shape for common.rundir, but not the report's ten per-class figures
+    metrics = fake_run(runs, "mnist", "model2-20ep", given=[], final=full, epochs=20)
+    metrics["per_class"]["test_accuracy"] = [0.5] * 9
+    write_json(metrics, runs / "mnist" / "model2-20ep" / "metrics.json")
     fake_run(runs, "cifar10", "resnet20", accuracy=0.85, epochs=50, given=[],
              final={"train_images": 10_000, "test_images": 2_000})
     # five epochs of a 5-epoch cosine schedule, then resumed to 50: not the row's schedule
@@ -140,14 +145,17 @@ def test_a_run_on_a_subset_of_the_data_is_partial(built):
 def test_unreadable_runs_are_skipped_with_the_file_and_what_is_wrong(built):
     runs, text = built
     assert (f"| AlexNet | unreadable: {runs}/mnist/alexnet/metrics.json: "
-            "'final.test_accuracy' is 'high', not a fraction in [0, 1].") in text
-    assert (f"unreadable: {runs}/mnist/bn-net/diverged.json: 'epoch' is missing (or null), "
-            "not an integer.") in text
+            "'final.test_accuracy' is a string (\"high\"), not a number.") in text
+    assert f"unreadable: {runs}/mnist/bn-net/diverged.json: it has no 'epoch'." in text
+    assert (f"| Model-2 | 20 | SGD | 0.01 | 0.9 | unreadable: "
+            f"{runs}/mnist/model2-20ep/metrics.json: "
+            "'per_class.test_accuracy' is a list, not a list of 10 fractions.") in text
     skipped = (runs / "stderr.txt").read_text().splitlines()   # one line each, and on it went
     assert skipped == [f"skipped: {runs}/mnist/alexnet/metrics.json: 'final.test_accuracy' is "
-                       "'high', not a fraction in [0, 1].",
-                       f"skipped: {runs}/mnist/bn-net/diverged.json: 'epoch' is missing (or "
-                       "null), not an integer."]
+                       "a string (\"high\"), not a number.",
+                       f"skipped: {runs}/mnist/model2-20ep/metrics.json: "
+                       "'per_class.test_accuracy' is a list, not a list of 10 fractions.",
+                       f"skipped: {runs}/mnist/bn-net/diverged.json: it has no 'epoch'."]
 
 
 def test_the_headline_counts_only_the_runs_that_are_their_row(built):
@@ -158,7 +166,7 @@ def test_the_headline_counts_only_the_runs_that_are_their_row(built):
     headline = line_of(text, "1 of ")
     assert headline.startswith("1 of 70 rows have a run that is the row")
     for part in ("2 partial", "4 of another recipe", "1 diverged", "1 interrupted",
-                 "2 unreadable"):
+                 "3 unreadable"):
         assert part in headline
 
 

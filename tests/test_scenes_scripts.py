@@ -12,6 +12,7 @@ from PIL import Image
 
 from common import cli
 from common import report as common_report
+from common.report import Comparison
 from conftest import REPO
 from scenes import report as scenes_report
 from scenes import sweep, train
@@ -168,16 +169,17 @@ def test_test_script_reproduces_the_run_and_report_section(scenes_dir, tmp_path,
     assert "| ResNet18 | report | 95.98 | 94.81 | 87.54 | 72.12 | 95.18 | 71.57 | 85.76 |" in text
     ours = [100 * value for value in trained["per_class"]["test_accuracy"]]
     total = 100 * trained["final"]["test_accuracy"]
-    assert f"|  | ours | {' | '.join(f'{value:.2f}' for value in ours)} | {total:.2f} | 1 | " \
-        "not the row's recipe: " in text
+    assert f"|  | ours | {' | '.join(f'{value:.2f}' for value in ours)} | {total:.2f} " \
+        "(other recipe) | 1 | --epochs 1 (the target: 50); --batch-size 8" in text
     differences = [value - reported
                    for value, reported in zip(ours, [95.98, 94.81, 87.54, 72.12, 95.18, 71.57])]
-    assert f"|  | ours - report | {' | '.join(f'{value:+.2f}' for value in differences)} | " \
-        f"{total - 85.76:+.2f} |" in text
-    assert ("scenes ResNet18", total, 85.76, None, True) in comparisons
+    assert f"|  | ours - report | {' | '.join(f'({value:+.2f})' for value in differences)} | " \
+        f"({total - 85.76:+.2f}) |" in text   # not the row: the differences in parentheses
+    assert Comparison("Scenes", "ResNet18 · report 002", total, 85.76, None, "other recipe") \
+        in comparisons
     assert "|  | diverged at epoch 3, step 7 (`make scenes-custom-lenet`) |" in text
     assert "|  | not run: `make scenes-resnet152-transfer-mixup` |" in text
-    assert "| 0.007 | not run |" in text
+    assert "| 0.007 | not run: `make scenes-lenet-lr-sweep` |" in text
 
     assert cli.run(common_report.main, ["--runs", str(runs)]) == 0
     assert "## Scenes" in (runs / "REPORT.md").read_text()

@@ -161,15 +161,27 @@ def test_precision_follows_the_device():
 
 
 def test_precision_on_gpus_with_and_without_bf16(monkeypatch):
+    """auto is each network's choice: fp32 for the small ones, bf16 (fp16 without it) for
+    those that say so (cuda_precision)."""
     cuda = torch.device("cuda", 0)
+    small, wide = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    wide.cuda_precision = "bf16"
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
-    assert runtime.resolve_precision("auto", cuda) == "fp16"
+    assert runtime.resolve_precision("auto", cuda, wide) == "fp16"
+    assert runtime.resolve_precision("auto", cuda, small) == "fp32"
     with pytest.raises(UserError, match=r"Tesla T4 \(compute capability 7.5\) has no native"):
         runtime.resolve_precision("bf16", cuda)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
-    assert runtime.resolve_precision("auto", cuda) == "bf16"
+    assert runtime.resolve_precision("auto", cuda, wide) == "bf16"
+    assert runtime.resolve_precision("auto", cuda, small) == "fp32"
+    assert runtime.resolve_precision("auto", cuda) == "fp32"
     assert runtime.resolve_precision("fp16", cuda) == "fp16"
+    from cifar10.models import MODELS
+    from voc2007.yolo import build_yolo
+    assert runtime.resolve_precision("auto", cuda, MODELS["resnet50"]()) == "bf16"
+    assert runtime.resolve_precision("auto", cuda, MODELS["resnet20"]()) == "fp32"
+    assert runtime.resolve_precision("auto", cuda, build_yolo("tiny")) == "bf16"
 
 
 def test_continue_starts_skips_and_extends_a_run(mnist_dir, tmp_path, capsys):
