@@ -87,17 +87,26 @@ def timed(run, times, device):
     return (time.perf_counter() - started) / times
 
 
-def our_step(build_model, recipe, *, device, mean, std, resize, graphs):
-    """(model, our classifier_step of it, its precision), as train.py builds them."""
-    torch.manual_seed(0)
-    model = build_model()
+def placed_for_training(model, recipe, device, graphs=None):
+    """Place `model` as the train scripts do (channels_last on CUDA) and give it the recipe's
+    optimizer: (precision, graphs, optimizer), the precision --precision auto chooses and
+    graphs as --cuda-graphs `graphs` (None: where they can run) does."""
     cuda = device.type == "cuda"
     model.to(device, memory_format=torch.channels_last if cuda else torch.contiguous_format)
     precision = runtime.resolve_precision("auto", device, model)
     graphs = use_graphs(graphs, device=device, distributed=False, precision=precision,
                         optimizer=recipe.optimizer, compiled=False)
-    optimizer = build_optimizer(recipe, model, device, graphs)
-    to_input = ToNetworkInput(mean, std, device=device, resize=resize, channels_last=cuda)
+    return precision, graphs, build_optimizer(recipe, model, device, graphs)
+
+
+def our_step(build_model, recipe, *, device, mean, std, resize, graphs):
+    """(model, our classifier_step of it, its precision, graphs or not), as train.py builds
+    them."""
+    torch.manual_seed(0)
+    model = build_model()
+    precision, graphs, optimizer = placed_for_training(model, recipe, device, graphs)
+    to_input = ToNetworkInput(mean, std, device=device, resize=resize,
+                              channels_last=device.type == "cuda")
     step = classifier_step(model, to_input, optimizer, device=device, precision=precision,
                            scaler=grad_scaler(device, precision), graphs=graphs)
     return model, step, precision, graphs

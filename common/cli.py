@@ -142,10 +142,11 @@ def add_training_arguments(parser, dataset, classification=True):
     run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                      help="auto picks CUDA when available (default: auto)")
     run.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto",
-                     help="arithmetic of the forward pass: auto is what measured fastest for the "
-                          "network on a GPU: fp32 (TF32) for the small ones, bf16 for the "
-                          "ImageNet-size ones and the detectors (fp16 with loss scaling on GPUs "
-                          "without bf16: T4, V100); fp32 on the CPU (default: auto)")
+                     help="arithmetic of the forward pass: auto is the network's own choice on "
+                          "a GPU: fp32 (TF32) for the small ones, where bf16 autocast measured "
+                          "slower, bf16 for torchvision's ImageNet networks and the detectors "
+                          "(fp16 with loss scaling on GPUs without bf16: T4, V100); `make "
+                          "bench-gpu` measures each; fp32 on the CPU (default: auto)")
     run.add_argument("--data-dir", default=default_data_dir(),
                      help="folder holding the data in torchvision's layout "
                           "(default: $DATA_DIR or ./data; now %(default)s)")

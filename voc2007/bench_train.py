@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 import torch  # noqa: E402
 
 from common import cli, runtime  # noqa: E402
-from common.bench import synchronize  # noqa: E402
-from common.engine import Schedule, build_optimizer, plural  # noqa: E402
-from common.step import grad_scaler, use_graphs  # noqa: E402
+from common.bench import placed_for_training, synchronize  # noqa: E402
+from common.engine import Schedule, plural  # noqa: E402
+from common.step import grad_scaler  # noqa: E402
 from voc2007 import train_ssd, train_yolo  # noqa: E402
 from voc2007.data import VOCDataset, VOCDeviceLoader, make_loader  # noqa: E402
 from voc2007.detection import detector_step, train_one_epoch  # noqa: E402
@@ -49,12 +49,7 @@ def training_setup(script, model_name, recipe, device):
     args = argparse.Namespace(model=model_name, **{"momentum": None, "hidden": None, **recipe})
     torch.manual_seed(0)
     model = script.build_model(args)
-    cuda = device.type == "cuda"
-    model.to(device, memory_format=torch.channels_last if cuda else torch.contiguous_format)
-    precision = runtime.resolve_precision("auto", device, model)
-    graphs = use_graphs(None, device=device, distributed=False, precision=precision,
-                        optimizer=args.optimizer, compiled=False)
-    optimizer = build_optimizer(args, model, device, graphs)
+    precision, graphs, optimizer = placed_for_training(model, args, device)
     step = detector_step(model, optimizer, device=device, precision=precision,
                          scaler=grad_scaler(device, precision), graphs=graphs)
     return model, step, args, precision, graphs
