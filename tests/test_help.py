@@ -38,7 +38,7 @@ def test_a_models_help_shows_its_recipe_as_applied(capsys):
 
 @pytest.mark.parametrize("parse_args, argv, shown", [
     (train_yolo.parse_args, [],
-     ["only (75 105 at --epochs 135: it follows --epochs)", "--warmup-iters only (0.001)",
+     ["only (333 467 at --epochs 600: it follows --epochs)", "--warmup-iters only (0.001)",
       "--warmup-iters only (linear)", "(default: runs/voc2007/yolo;", "or cached) (True)"]),
     (train_yolo.parse_args, ["--recipe", "report"],
      ["(default: runs/voc2007/yolo-report;", "--warmup-iters only (not used by this recipe)"]),
@@ -47,6 +47,8 @@ def test_a_models_help_shows_its_recipe_as_applied(capsys):
       "--warmup-iters only (linear)", "(default: runs/voc2007/ssd;"]),
     (train_ssd.parse_args, ["--epochs", "60", "--model", "tiny"],
      ["only (40 50 at --epochs 60: it follows --epochs)", "(default: runs/voc2007/ssd-tiny;"]),
+    (train_ssd.parse_args, ["--recipe", "paper"],
+     ["(default: runs/voc2007/ssd-paper;", "--warmup-iters only (0.0001)"]),
 ])
 def test_detector_help_shows_derived_milestones_warmup_and_out(capsys, parse_args, argv, shown):
     text = help_text(parse_args, argv, capsys)

@@ -216,7 +216,8 @@ def test_every_report_row_has_a_make_target_writing_its_run():
 
 def test_resnet18_learns_the_real_subset(real_data_dir, tmp_path):
     out = tmp_path / "resnet18"
-    assert train_run("--model", "resnet18", "--epochs", 2, "--data-dir",
+    assert train_run("--model", "resnet18", "--epochs", 3, "--data-dir",
                      real_data_dir / "scenes-subset", "--out", out, *CPU) == 0
-    # chance is 1/6; measured 0.39 on one thread, 0.44 on two
+    # chance is 1/6; measured 0.45 after 3 epochs (2 threads). After 2 epochs the accuracy
+    # swings with the seed's draws, from 0.29 to 0.57 over seeds 0-3
     assert metrics(out)["final"]["test_accuracy"] > 0.3
