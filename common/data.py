@@ -178,11 +178,10 @@ def random_flip(images, generator):
 # Report 001 names the operations but not their strengths; these are torchvision's usual ones.
 JITTER_STRENGTH = 0.25   # brightness, contrast, saturation factors in [0.75, 1.25]
 SHARPNESS_RANGE = (0.5, 2.0)
-CONSTANTS = {
-    "luma": torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1),   # ITU-R 601, as PIL's "L"
-    # PIL's SMOOTH filter, what torchvision's sharpness blends with
-    "smoothing": torch.tensor([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]]) / 13,
-}
+LUMA = (0.299, 0.587, 0.114)   # ITU-R 601, as PIL's "L"
+# PIL's SMOOTH filter, what torchvision's sharpness blends with
+SMOOTHING = tuple(tuple(weight / 13 for weight in row)
+                  for row in ((1, 1, 1), (1, 5, 1), (1, 1, 1)))
 
 
 def photometric_jitter(images, generator):
@@ -203,16 +202,17 @@ def photometric_jitter(images, generator):
 
 
 @functools.cache
-def on_device(constant, device):
-    """A constant tensor copied to `device` once: a copy inside the training loop would block
-    the GPU queue at every step."""
-    return CONSTANTS[constant].to(device)
+def device_constant(values, device):
+    """A float32 constant (`values`: nested tuples) copied to `device` once: a copy inside a
+    training loop would wait for the GPU's queue at every step."""
+    return torch.tensor(values, dtype=torch.float32, device=device)
 
 
 def grayscale(images):
     if images.shape[1] == 1:
         return images
-    return (images * on_device("luma", images.device)).sum(dim=1, keepdim=True)
+    luma = device_constant(LUMA, images.device).view(1, 3, 1, 1)
+    return (images * luma).sum(dim=1, keepdim=True)
 
 
 def blend(images, other, factor):
@@ -223,7 +223,7 @@ def blend(images, other, factor):
 def smoothed(images):
     """PIL's SMOOTH filter (what torchvision's sharpness blends with), borders kept."""
     channels = images.shape[1]
-    kernel = on_device("smoothing", images.device).expand(channels, 1, 3, 3)
+    kernel = device_constant(SMOOTHING, images.device).expand(channels, 1, 3, 3)
     inner = F.conv2d(images, kernel, groups=channels)
     result = images.clone()
     result[:, :, 1:-1, 1:-1] = inner

@@ -29,6 +29,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from common.data import device_constant
+
 # ImageNet's mean RGB (0-255), Caffe SSD's mean_value [104, 117, 123] in BGR: the zoom-out fill
 MEAN_COLOUR = (123, 117, 104)
 
@@ -44,12 +46,6 @@ class Augmented(NamedTuple):
 def uniform(low, high, shape, generator, device):
     """Uniform numbers in [low, high) (floats or tensors broadcasting to `shape`)."""
     return low + (high - low) * torch.rand(shape, generator=generator, device=device)
-
-
-def constant(values, device):
-    """A small float32 constant on `device`. The copy does not wait: torch.tensor(values,
-    device="cuda") would synchronise the stream with the host."""
-    return torch.tensor(values, dtype=torch.float32).to(device, non_blocking=True)
 
 
 def shuffle_boxes(boxes, labels, generator=None):
@@ -154,7 +150,7 @@ def from_hexcone(sixths, chroma, value):
     clamp(min(k, 4 - k), 0, 1) with k = (phase_n + sixths) mod 6, the closed form of darknet's
     hsv_to_rgb. A chroma above the value (a saturation above 1) gives values below 0, which
     the caller clamps as darknet's constrain_image does."""
-    phases = constant(CHANNEL_PHASES, sixths.device).view(1, 3, *([1] * (sixths.dim() - 1)))
+    phases = device_constant(CHANNEL_PHASES, sixths.device).view(1, 3, *([1] * (sixths.dim() - 1)))
     k = torch.remainder(phases + sixths[:, None], 6)
     return value[:, None] - chroma[:, None] * torch.minimum(k, 4 - k).clamp(0, 1)
 
@@ -191,7 +187,7 @@ class Resize:
         pixels, inside = warp(images, sizes, windows, flips, self.size)
         pixels = self.colour(pixels, generator)
         if self.fill is not None:
-            fill = constant(self.fill, images.device)[None, :, None, None]
+            fill = device_constant(self.fill, images.device)[None, :, None, None]
             pixels = inside * pixels + (1 - inside) * fill
         moved = move_boxes(boxes, windows, flips, self.size)
         clipped = moved.clamp(0, self.size)
@@ -374,7 +370,7 @@ class CaffeSSD(Resize):
         centre_y = (boxes[..., 1] + boxes[..., 3])[:, None, :] / 2
         centred = ((centre_x >= flat[..., 0:1]) & (centre_x <= flat[..., 2:3])
                    & (centre_y >= flat[..., 1:2]) & (centre_y <= flat[..., 3:4]))
-        bound = constant(self.MIN_IOUS, device).repeat_interleave(self.MAX_TRIALS)
+        bound = device_constant(self.MIN_IOUS, device).repeat_interleave(self.MAX_TRIALS)
         meets = (iou >= bound[None, :, None]) & centred & valid[:, None, :]
         satisfied = meets.any(-1).view(shape)                                      # (B, K, T)
         first = satisfied.to(torch.uint8).argmax(-1)                               # first True
