@@ -187,6 +187,7 @@ def run_outcome(folder, dataset=None):
 CLASSIFIER_FINAL = ("train_accuracy", "test_accuracy")
 DETECTOR_FINAL = ("test_map", "trainval_map")   # null: no object of a class to find
 OTHER_FINAL = ("epochs", "train_loss", "test_loss")
+IMAGE_COUNTS = ("train_images", "val_images", "trainval_images", "test_images")
 CLASSIFIER_PER_CLASS = ("train_accuracy", "test_accuracy")
 DETECTOR_PER_CLASS = ("trainval_ap", "test_ap")
 DETECTION = "voc2007"
@@ -205,9 +206,11 @@ def check_run_metrics(metrics, dataset=None):
             return problem
     if dataset and metrics["dataset"] != dataset:
         return f"it is the metrics of a {metrics['dataset']} run, not of a {dataset} one"
-    if "given_flags" in metrics and not (isinstance(metrics["given_flags"], list) and all(
-            isinstance(name, str) for name in metrics["given_flags"])):
-        return f"'given_flags' is {kind(metrics['given_flags'])}, not a list of flag names"
+    problem = given_flags_problem(metrics)
+    if problem:
+        return problem
+    if not metrics["history"]:
+        return "'history' holds no epoch"
     for index, record in enumerate(metrics["history"]):
         if not isinstance(record, dict):
             return f"'history[{index}]' is {kind(record)}, not an object"
@@ -217,7 +220,7 @@ def check_run_metrics(metrics, dataset=None):
                 return problem
     final, per_class = metrics["final"], metrics["per_class"]
     problem = ""
-    for key in OTHER_FINAL:
+    for key in OTHER_FINAL + IMAGE_COUNTS:
         if key in final:
             problem = problem or check_number(final, key, "final")
     if metrics["dataset"] == DETECTION:
@@ -248,7 +251,15 @@ def check_divergence_record(record):
         problem = check_number(record, "loss", "")
     if not problem and "args" in record:
         problem = check_type(record, "args", dict)
-    return problem
+    return problem or given_flags_problem(record)
+
+
+def given_flags_problem(record):
+    """What is wrong with the "given_flags" of a metrics.json or diverged.json, if it has one."""
+    given = record.get("given_flags", [])
+    if isinstance(given, list) and all(isinstance(name, str) for name in given):
+        return ""
+    return f"'given_flags' is {kind(given)}, not a list of flag names"
 
 
 def kind(value):

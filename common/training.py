@@ -20,7 +20,7 @@ from common.errors import Diverged, UserError, describe_error
 from common.files import (DISK_ERRNOS, WriteFailed, load_torch, save_torch, write_failure,
                           write_json)
 from common.nets import load_initial_weights
-from common.rundir import lock_run_folder, read_run_metrics, run_outcome
+from common.rundir import given_flags_problem, lock_run_folder, read_run_metrics, run_outcome
 from common.step import grad_scaler
 
 # The flags a resumed run may change; every other flag is the checkpoint's recipe.
@@ -195,10 +195,7 @@ def checkpoint_problem(state, extra=()):
             or state["epoch"] != len(history):
         return (f"its history is not the records of epochs 1 to {state['epoch']!r}, the "
                 "checkpoint's epoch, in order")
-    given = state.get("given_flags", [])
-    if not isinstance(given, list) or not all(isinstance(name, str) for name in given):
-        return f"its given_flags is a {type(given).__name__}, not a list of flag names"
-    return ""
+    return given_flags_problem(state)
 
 
 def damaged_checkpoint(path, problem):

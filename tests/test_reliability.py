@@ -398,8 +398,8 @@ def test_voc_test_script_uses_the_runs_workers(tmp_path, monkeypatch):
     run = tmp_path / "run"
     save_torch(train_yolo.build_model(args).state_dict(), run / "model.pt")
     write_json({"dataset": "voc2007", "detector": "yolo", "model": "tiny", "args": recorded(args),
-                "parameters": 1, "device": "cpu", "history": [],
-                "final": {"epochs": 0, "train_loss": 0.0, "test_map": None, "trainval_map": None},
+                "parameters": 1, "device": "cpu", "history": [{"epoch": 1, "seconds": 1.0}],
+                "final": {"epochs": 1, "train_loss": 0.0, "test_map": None, "trainval_map": None},
                 "per_class": {"trainval_ap": [], "test_ap": []}}, run / "metrics.json")
     workers = []
     make_loader = voc_test.make_loader

@@ -54,8 +54,8 @@ def main(argv=None):
         saved["args"].get("workers", min(8, os.cpu_count() or 1))
 
     device, _ = runtime.setup(args.device)
-    precision = runtime.resolve_precision(args.precision, device)
     model = BUILDERS[saved["detector"]](trained)
+    precision = runtime.resolve_precision(args.precision, device, model)
     load_model_state(model, run / "model.pt", "weights file",
                      f"{saved['detector']} {trained.model}")
     model.to(device)
