@@ -94,6 +94,22 @@ def test_resume_continues_exactly(voc_dir, tmp_path, pipeline):
     assert all(torch.equal(straight[name], resumed[name]) for name in straight)
 
 
+def test_a_resume_evaluates_the_epoch_an_interrupted_evaluation_left_out(voc_dir, tmp_path):
+    """The checkpoint is written before the evaluation (which reads image files) and again
+    after it: killed in between, the run resumes by evaluating that epoch."""
+    common = ["--model", "tiny", "--data-dir", voc_dir, "--batch-size", 4, "--limit-train", 8,
+              "--limit-test", 4, "--eval-every", 1, *CPU]
+    assert ssd(*common, "--epochs", 2, "--out", tmp_path / "straight") == 0
+    assert ssd(*common, "--epochs", 1, "--out", tmp_path / "resumed") == 0
+    checkpoint = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)
+    del checkpoint["history"][-1]["test_map"], checkpoint["history"][-1]["eval_images"]
+    torch.save(checkpoint, tmp_path / "resumed" / "checkpoint.pt")   # as if killed there
+    (tmp_path / "resumed" / "metrics.json").unlink()
+    assert ssd(*common, "--epochs", 2, "--out", tmp_path / "resumed", "--resume") == 0
+    assert history_without_times(tmp_path / "straight") \
+        == history_without_times(tmp_path / "resumed")
+
+
 def test_a_resume_takes_the_runs_augmentation_and_recipe(voc_dir, tmp_path, capsys):
     common = ["--model", "tiny", "--data-dir", voc_dir, "--batch-size", 4, "--limit-train", 8,
               "--limit-test", 4, "--eval-every", 100, *CPU]

@@ -295,6 +295,31 @@ def _train(args, detector, build_model, train_transform, title, device, dist, lo
             f"{checkpoint_to_resume(args)}")
 
     watched_loader = loader_of(watched_set)
+
+    def checkpoint():
+        if writer:
+            save_checkpoint(out, dataset=DATASET, name=name, args=args, epoch=len(history),
+                            model=model, optimizer=optimizer, scheduler=schedule,
+                            scaler=scaler, history=history)
+
+    def evaluate_epoch(record):
+        """Test mAP on the watched images into the epoch's `record`, checkpointed; the
+        console text."""
+        started = time.time()
+        runtime.broadcast_buffers(model, dist)
+        result, _ = evaluate(eval_model, watched_loader, device=device, dist=dist,
+                             precision=precision)
+        record.update(test_map=json_ready(result["map"]), eval_images=len(watched_set),
+                      seconds=record["seconds"] + time.time() - started)
+        checkpoint()
+        return f"  test mAP {ap_text(result['map'])}% ({len(watched_set)} images)"
+
+    def evaluated_at(epoch):
+        return epoch % args.eval_every == 0 or epoch == args.epochs
+
+    if history and evaluated_at(history[-1]["epoch"]) and "test_map" not in history[-1]:
+        log(f"evaluating epoch {history[-1]['epoch']}, which the interrupted run had not")
+        log(f"epoch {history[-1]['epoch']}:{evaluate_epoch(history[-1])}")
     clock = RunClock(args.epochs, first_epoch=len(history) + 1)
     for epoch in range(len(history) + 1, args.epochs + 1):
         runtime.seed_epoch(args.seed, epoch, dist.rank)
@@ -313,25 +338,10 @@ def _train(args, detector, build_model, train_transform, title, device, dist, lo
                   "dropped_boxes": trained["dropped_boxes"], "precision": precision,
                   "seconds": trained["seconds"]}
         history.append(record)
-
-        def checkpoint():
-            if writer:
-                save_checkpoint(out, dataset=DATASET, name=name, args=args, epoch=epoch,
-                                model=model, optimizer=optimizer, scheduler=schedule,
-                                scaler=scaler, history=history)
         # The checkpoint comes before the evaluation, which reads image files: a damaged one
-        # stops the run without losing the epoch; once evaluated, its mAP is checkpointed too.
+        # stops the run without losing the epoch's training, and a resume evaluates it then.
         checkpoint()
-        evaluated = ""
-        if epoch % args.eval_every == 0 or epoch == args.epochs:
-            started = time.time()
-            runtime.broadcast_buffers(model, dist)
-            result, _ = evaluate(eval_model, watched_loader, device=device, dist=dist,
-                                 precision=precision)
-            record.update(test_map=json_ready(result["map"]), eval_images=len(watched_set),
-                          seconds=record["seconds"] + time.time() - started)
-            evaluated = f"  test mAP {ap_text(result['map'])}% ({len(watched_set)} images)"
-            checkpoint()
+        evaluated = evaluate_epoch(record) if evaluated_at(epoch) else ""
         terms = ", ".join(f"{term} {value:.3f}" for term, value in trained["terms"].items())
         log(f"epoch {epoch:3d}/{args.epochs}  lr {lr_text(record)}  loss {trained['loss']:.4f} "
             f"({terms}){evaluated}  {record['seconds']:.1f}s | {clock.status(epoch)}")
