@@ -32,32 +32,30 @@ from voc2007.models import INPUT_SIZE  # noqa: E402
 from voc2007.synthetic import write_synthetic_voc  # noqa: E402
 
 WARMUP_STEPS = 5
-# name: (train script, its --model, that model's name in voc2007/models.py, its recipe)
+# name: (train script, the flags of its run, the model's name in voc2007/models.py)
 DETECTORS = {
-    "YOLOv1 ResNet-50 448x448": (train_yolo, "resnet50", "yolo-resnet50",
-                                 train_yolo.PAPER_RECIPES["resnet50"]),
-    "SSD300, report recipe": (train_ssd, "ssd300", "ssd-ssd300",
-                              train_ssd.REPORT_RECIPES["ssd300"]),
-    "SSD300, paper recipe": (train_ssd, "ssd300", "ssd-ssd300",
-                             train_ssd.PAPER_RECIPES["ssd300"]),
+    "YOLOv1 ResNet-50 448x448": (train_yolo, ["--model", "resnet50"], "yolo-resnet50"),
+    "SSD300, report recipe": (train_ssd, ["--model", "ssd300"], "ssd-ssd300"),
+    "SSD300, paper recipe": (train_ssd, ["--recipe", "paper", "--model", "ssd300"],
+                             "ssd-ssd300"),
 }
 
 
-def training_setup(script, model_name, recipe, device):
-    """(model, its detector_step, the recipe as args, its precision, graphs or not), as the
-    train script builds them (random weights: the time is the same)."""
-    args = argparse.Namespace(model=model_name, **{"momentum": None, "hidden": None, **recipe})
+def training_setup(script, args, device):
+    """(model, its detector_step, its precision, graphs or not) for the run of `args` (the
+    train script's parsed flags), as the train script builds them (random weights: the time is
+    the same)."""
     torch.manual_seed(0)
     model = script.build_model(args)
     precision, graphs, optimizer = placed_for_training(model, args, device)
     step = detector_step(model, optimizer, device=device, precision=precision,
                          scaler=grad_scaler(device, precision), graphs=graphs)
-    return model, step, args, precision, graphs
+    return model, step, precision, graphs
 
 
-def network_alone(script, model_name, recipe, loader, *, steps, device):
+def network_alone(script, args, loader, *, steps, device):
     """Images/s of `steps` training steps on the first batch of `loader`, on the device."""
-    model, step, args, precision, graphs = training_setup(script, model_name, recipe, device)
+    model, step, precision, graphs = training_setup(script, args, device)
     model.train()
     batch = [tensor.to(device) for tensor in next(iter(loader))[:3]]
     for _ in range(WARMUP_STEPS):
@@ -70,9 +68,9 @@ def network_alone(script, model_name, recipe, loader, *, steps, device):
     return steps * len(batch[0]) / (time.perf_counter() - started), precision, graphs
 
 
-def end_to_end(script, model_name, recipe, loader, *, device):
+def end_to_end(script, args, loader, *, device):
     """Images/s of an epoch of the training loop over `loader`, after a warm-up epoch."""
-    model, step, args, _, _ = training_setup(script, model_name, recipe, device)
+    model, step, _, _ = training_setup(script, args, device)
     schedule = Schedule(args, len(loader))
     seconds = []
     for epoch in (1, 2):
@@ -120,21 +118,22 @@ def main(argv=None):
         write_synthetic_voc(scratch, trainval=args.images or (640 if cuda else 8), test=0,
                             min_size=333, max_size=500)
         for name in args.detectors:
-            script, model_name, registered, recipe = DETECTORS[name]
+            script, flags, registered = DETECTORS[name]
             if tiny:
-                model_name, registered = "tiny", registered.split("-")[0] + "-tiny"
+                flags, registered = [*flags, "--model", "tiny"], registered.split("-")[0] + "-tiny"
                 name = f"{name.split(',')[0].split()[0]} tiny" + name[len(name.split(',')[0]):]
-            batch_size = args.batch_size or (recipe["batch_size"] if cuda else 2)
-            transform = script.AUGMENTATIONS[recipe["augment"]]
+            run = script.parse_args(flags)   # the recipe, milestones derived; weights random
+            batch_size = args.batch_size or (run.batch_size if cuda else 2)
+            transform = script.AUGMENTATIONS[run.augment]
             dataset = VOCDataset(scratch, "trainval", transform(INPUT_SIZE[registered]),
                                  drop_difficult=True)
             on_device = VOCDeviceLoader(dataset, batch_size=batch_size, device=device)
             with_workers = make_loader(dataset, batch_size=batch_size, train=True,
                                        workers=args.workers, pin_memory=cuda)
-            alone, precision, graphs = network_alone(script, model_name, recipe, on_device,
-                                                     steps=steps, device=device)
-            fed = end_to_end(script, model_name, recipe, on_device, device=device)
-            workers = end_to_end(script, model_name, recipe, with_workers, device=device)
+            alone, precision, graphs = network_alone(script, run, on_device, steps=steps,
+                                                     device=device)
+            fed = end_to_end(script, run, on_device, device=device)
+            workers = end_to_end(script, run, with_workers, device=device)
             how = f"{precision}, {'graphs' if graphs else 'eager'}"
             print(f"  {name:<26} {batch_size:>5} {how:>15} {alone:>9.1f} {fed:>13.1f} "
                   f"{fed / alone:>6.2f} {workers:>9.1f} {workers / alone:>6.2f}", flush=True)
