@@ -155,7 +155,8 @@ class LossWatch:
         self.losses = torch.zeros(steps, device=device)
         self.lrs = []
         self.checked = 0
-        self.pending = None   # the queued check: (first bad step, host copy; its CUDA event)
+        self.pending = None   # the queued check: (its verdict, on the host; its CUDA event)
+        self.judged_loss = None   # the mean loss of the last window judged
         self.started = self.last_report = time.time()
 
     def record(self, step, loss, lr):
@@ -179,25 +180,28 @@ class LossWatch:
         first = torch.where(bad.any(), bad.int().argmax() + self.checked, self.steps).view(1)
         if self.dist.enabled:
             torch.distributed.all_reduce(first, op=torch.distributed.ReduceOp.MIN)
+        # the first bad step (or `steps`: none) and the window's mean loss, for the progress line
+        verdict = torch.cat([first.double(), window.mean().double().view(1)])
         self.checked = done
         if self.pending is not None:
             self.judge()
         if self.device.type == "cuda":
-            host = torch.empty(1, dtype=first.dtype, pin_memory=True)
-            host.copy_(first, non_blocking=True)
+            host = torch.empty(2, dtype=verdict.dtype, pin_memory=True)
+            host.copy_(verdict, non_blocking=True)
             event = torch.cuda.Event()
             event.record()
             self.pending = (host, event)
         else:
-            self.pending = (first, None)
+            self.pending = (verdict, None)
 
     def judge(self):
-        """Read the queued check (waiting for it if need be) and raise Diverged if it failed."""
-        first, event = self.pending
+        """Read the queued check (waiting for it if need be) and raise Diverged if it failed;
+        keep its window's mean loss for the progress line."""
+        verdict, event = self.pending
         self.pending = None
         if event is not None:
             event.synchronize()
-        step = int(first.item())
+        step, self.judged_loss = int(verdict[0]), float(verdict[1])
         if step == self.steps:
             return
         # the worst loss of that step over the ranks: the rank that went bad may not be this one
@@ -214,12 +218,15 @@ class LossWatch:
         raise Diverged(f"the training loss became NaN or infinite {text}.", where)
 
     def report_progress(self, done):
+        """The progress line, with the mean loss of the last window judged (no wait for the
+        GPU: the window just queued is read at the next check)."""
+        if self.judged_loss is None:
+            return
         self.last_report = time.time()
         elapsed = self.last_report - self.started
-        recent = self.losses[max(0, done - DIVERGENCE_CHECK_STEPS): done].mean().item()
         epoch_left = duration(elapsed / done * (self.steps - done))
         run = f" | run: {self.clock.status(self.epoch, done / self.steps)}" if self.clock else ""
-        self.log(f"  epoch {self.epoch} step {done}/{self.steps}  loss {recent:.4f}  "
+        self.log(f"  epoch {self.epoch} step {done}/{self.steps}  loss {self.judged_loss:.4f}  "
                  f"{duration(elapsed)}, epoch done in {epoch_left}{run}")
 
     def mean(self):

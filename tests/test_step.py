@@ -3,6 +3,7 @@ the step against a plain PyTorch loop, the choice of CUDA graphs, optimizer grou
 schedule's state, the asynchronous divergence check and the run's clock. The tests marked cuda
 run where a GPU is: the graphed step against the eager one, and no host sync inside a step."""
 import math
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -271,3 +272,22 @@ def test_the_graphed_detector_step_follows_the_eager_one(detector):
     eager = detector_losses(build, data, rates, device)
     graphed = detector_losses(build, data, rates, device, graphs=True)
     assert graphed == pytest.approx(eager, rel=1e-3)
+
+
+def test_progress_within_an_epoch_says_the_loss_and_when_the_epoch_and_run_end(monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(engine.time, "time", lambda: now[0])
+    lines = []
+    clock = RunClock(4, first_epoch=2)
+    recorder = LossWatch(200, epoch=2, device=CPU, dist=runtime.Distributed(), clock=clock,
+                         log=lines.append)
+    for step in range(150):
+        now[0] += 1.0   # a second a step
+        recorder.record(step, torch.tensor(2.0 if step < 50 else 1.0), 0.1)
+    # a line at most every PROGRESS_SECONDS, with the loss of the window read back so far
+    until = time.strftime("%H:%M", time.localtime(600))   # both estimates end at 600 s
+    assert lines == [
+        "  epoch 2 step 100/200  loss 2.0000  1m40s, epoch done in 1m40s | run: 1m40s "
+        f"elapsed, 8m20s left (until {until})",
+        "  epoch 2 step 150/200  loss 1.0000  2m30s, epoch done in 50s | run: 2m30s "
+        f"elapsed, 7m30s left (until {until})"]
