@@ -91,7 +91,7 @@ install: ## create .venv and install requirements.txt into it
 test: ## run the tests (real-data tests need DATA_DIR, e.g. DATA_DIR=../shared/data)
 	$(PYTHON) -m pytest -q tests
 
-bench: ## our loops against plain DataLoader loops (MNIST, CIFAR-10, scenes); VOC's evaluator, input pipelines and detectors
+bench: ## our loops against plain DataLoader loops and the step alone (MNIST, CIFAR-10, scenes; ARGS go to these three); VOC's evaluator, input pipelines and detectors
 	$(PYTHON) mnist/bench.py $(ARGS)
 	$(PYTHON) cifar10/bench.py --data-dir "$(CIFAR10_DIR)" $(ARGS)
 	$(PYTHON) scenes/bench.py --data-dir "$(SCENES_DIR)" $(ARGS)

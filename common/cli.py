@@ -155,9 +155,11 @@ def add_training_arguments(parser, dataset, classification=True):
     run.add_argument("--resume", nargs="?", const="", metavar="CHECKPOINT",
                      help="continue from CHECKPOINT (default: <out>/checkpoint.pt) up to "
                           "--epochs, with the checkpoint's recipe: a recipe flag that differs "
-                          "from it is refused; --epochs, --device, --precision, --compile and "
-                          "--data-dir may change. The run goes on in CHECKPOINT's folder, or "
-                          "in an --out that holds no other run")
+                          "from it is refused; --epochs (to more) and the flags of how and "
+                          "where it runs (--device, --precision, --compile, --cuda-graphs, "
+                          "--data-dir; a detector's --input, --workers, --eval-every, "
+                          "--eval-images) may change. The run goes on in CHECKPOINT's folder, "
+                          "or in an --out that holds no other run")
     run.add_argument("--continue", dest="continue_run", action="store_true",
                      help="resume the run in --out if it has a checkpoint, leave it as it is if "
                           "it already finished its --epochs (or diverged), else start it: what "
@@ -184,10 +186,10 @@ def add_training_arguments(parser, dataset, classification=True):
     run.add_argument("--compile", action="store_true",
                      help="torch.compile the model (its steps then run without our CUDA graphs)")
     run.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction,
-                     help="replay every training and evaluation step as a CUDA graph: one "
-                          "launch per step instead of hundreds, the limit of small networks on "
-                          "a GPU. Default: on CUDA in one process with SGD or Adam in bf16 or "
-                          "fp32; --no-cuda-graphs runs the steps eagerly")
+                     help="replay every training step (and a classifier's evaluation steps) "
+                          "as a CUDA graph: one launch per step instead of hundreds, the limit "
+                          "of small networks on a GPU. Default: on CUDA in one process with SGD "
+                          "or Adam in bf16 or fp32; --no-cuda-graphs runs the steps eagerly")
 
 
 def parse_training_args(argv, *, description, dataset, models, recipes, add_arguments=None,

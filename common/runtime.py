@@ -55,10 +55,12 @@ def setup(device_name):
 def resolve_precision(requested, device, model=None):
     """The autocast precision of --precision on `device` for `model`: "bf16", "fp16" or "fp32".
 
-    auto on CUDA is the network's own choice, `model.cuda_precision`, what measured fastest on
-    a GPU at equal accuracy: fp32 (TF32 convolutions and matrix products, see setup) unless the
-    network says "bf16", as the large ImageNet-size ones do; small networks spend their step
-    launching kernels, and autocast's casts only add kernels to them. A "bf16" network runs in
+    auto on CUDA is the network's own choice, `model.cuda_precision`: fp32 (TF32 convolutions
+    and matrix products, see setup) unless the network says "bf16", as the large ImageNet-size
+    ones and the detectors do (wide convolutions, where bf16 runs at twice TF32's rate:
+    reasoned; common/precision_bench.py measures it); small networks spend their step
+    launching kernels, and autocast's casts only add kernels to them (measured on the CIFAR
+    ResNets). A "bf16" network runs in
     fp16 with loss scaling on GPUs without native bf16 (compute capability below 8.0: T4,
     V100). auto on the CPU is fp32. A precision the device cannot run natively is refused
     rather than emulated.

@@ -21,6 +21,8 @@ CUDA graph and then replayed: one launch per step (PyTorch's notes on whole-netw
 Graphs are used on CUDA in one process with SGD or Adam in bf16 or fp32 (`graphs_refusal` says
 why not otherwise); everywhere else, and with --no-cuda-graphs, the same step runs eagerly.
 """
+import warnings
+
 import torch
 
 from common.errors import UserError
@@ -151,7 +153,9 @@ class TrainingStep:
         with self.autocast:
             loss, outputs = self.loss_of(*inputs)
         self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
+        with warnings.catch_warnings():   # capturable Adam's warning at the eager first step
+            warnings.filterwarnings("ignore", message=".*capturable=True.*without CUDA graph")
+            self.scaler.step(self.optimizer)
         self.scaler.update()
         return {"loss": loss.detach(), **{name: value.detach() for name, value in outputs.items()}}
 

@@ -21,7 +21,6 @@ shape, through the same augmentation code (voc2007/augment.py):
   augmented there in a few kernels, seeded from (seed, epoch, rank, step); for CUDA.
 """
 import argparse
-import contextlib
 import copy
 import math
 import os
@@ -98,16 +97,9 @@ def ensure_voc(data_dir, splits=("trainval", "test"), log=None):
         for image_set in image_sets:
             VOCDetection(root, year="2007", image_set=image_set, download=download)
 
-    made = [path for path in (Path(data_dir), *Path(data_dir).parents) if not path.exists()]
-    try:
-        download_with_torchvision(
-            fetch, data_dir, lambda scratch: move_into(scratch / "VOCdevkit" / "VOC2007", folder),
-            lambda reason: missing_message(folder, missing, reason))
-    except UserError:
-        for path in made:   # deepest first; rmdir removes only what stayed empty
-            with contextlib.suppress(OSError):
-                path.rmdir()
-        raise
+    download_with_torchvision(   # which removes the folders it made for a failed download
+        fetch, data_dir, lambda scratch: move_into(scratch / "VOCdevkit" / "VOC2007", folder),
+        lambda reason: missing_message(folder, missing, reason))
 
 
 def missing_message(folder, missing, reason):

@@ -35,9 +35,10 @@ from voc2007.pictures import plot_detections
 DATASET = "voc2007"
 # A detector has diverged when the mean of its loss over a 50-step window exceeds this (or it
 # is NaN/inf): untrained, YOLOv1's loss is about 15 per image and SSD300's about 115.
-LOSS_LIMIT = (1e4, "10,000 as the mean of its 50-step window, a hundred times the loss of an "
-                   "untrained detector")
-DIVERGENCE_HELP = divergence_help("10,000, a hundred times the loss of an untrained detector")
+LOSS_LIMIT = (1e4, "10,000 as the mean of its 50-step window, a hundred times or more the loss "
+                   "of an untrained detector")
+DIVERGENCE_HELP = divergence_help("10,000, a hundred times or more the loss of an untrained "
+                                  "detector")
 METRIC = "VOC 2007 11-point interpolated AP at IoU > 0.5, difficult objects ignored"
 
 

@@ -51,10 +51,6 @@ ROWS = [
 ]
 
 
-def percent(value):
-    return "-" if value is None else f"{100 * value:.2f}"
-
-
 def ours(run):
     """Our per-class AP (%) and mAP per split, as the report's rows."""
     final, per_class = run.metrics["final"], run.metrics["per_class"]

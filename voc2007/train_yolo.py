@@ -4,8 +4,8 @@ The default is the paper's recipe (Redmon et al. 2016) on an ImageNet-pretrained
 600 epochs of VOC 2007 trainval at batch 64: 78 iterations an epoch (5,011 images), 46,800 in
 all, near darknet's 40,000 (cfg/yolov1.cfg max_batches; the paper's 135 epochs of VOC
 2007+2012 are about 35,000). A warm-up from 1e-3 to 1e-2 over the first 600 iterations
-(darknet's burn-in), then 1e-2, and 1e-3 from epoch 333, 1e-4 from epoch 467 (the paper's 75
-and 105 of 135 epochs). `python voc2007/train_yolo.py`, with or without --epochs 600, and
+(darknet's burn-in), then 1e-2, and 1e-3 after epoch 333, 1e-4 after epoch 467 (the paper's
+75 and 105 of 135 epochs). `python voc2007/train_yolo.py`, with or without --epochs 600, and
 `make voc2007-yolo` are that one complete run.
 
 `--recipe report` trains as the report did, with the settings of its tutorial (aladdinpersson's
