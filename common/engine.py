@@ -218,10 +218,11 @@ class LossWatch:
         raise Diverged(f"the training loss became NaN or infinite {text}.", where)
 
     def report_progress(self, done):
-        """The progress line, with the mean loss of the last window judged (no wait for the
-        GPU: the window just queued is read at the next check)."""
+        """The progress line, with the mean loss of the last window judged: the window just
+        queued is read at the next check, or now when none was read yet this epoch (the GPU
+        is waited for once)."""
         if self.judged_loss is None:
-            return
+            self.judge()
         self.last_report = time.time()
         elapsed = self.last_report - self.started
         epoch_left = duration(elapsed / done * (self.steps - done))

@@ -284,9 +284,11 @@ def test_progress_within_an_epoch_says_the_loss_and_when_the_epoch_and_run_end(m
     for step in range(150):
         now[0] += 1.0   # a second a step
         recorder.record(step, torch.tensor(2.0 if step < 50 else 1.0), 0.1)
-    # a line at most every PROGRESS_SECONDS, with the loss of the window read back so far
-    until = time.strftime("%H:%M", time.localtime(600))   # both estimates end at 600 s
+    # a line at most every PROGRESS_SECONDS, with the loss of the last window read back
+    until = time.strftime("%H:%M", time.localtime(600))   # every estimate ends at 600 s
     assert lines == [
+        "  epoch 2 step 50/200  loss 2.0000  50s, epoch done in 2m30s | run: 50s "
+        f"elapsed, 9m10s left (until {until})",
         "  epoch 2 step 100/200  loss 2.0000  1m40s, epoch done in 1m40s | run: 1m40s "
         f"elapsed, 8m20s left (until {until})",
         "  epoch 2 step 150/200  loss 1.0000  2m30s, epoch done in 50s | run: 2m30s "
