@@ -26,6 +26,7 @@ GRID = 7               # S: the image is divided into S x S cells
 BOXES_PER_CELL = 2     # K (the paper's B)
 LAMBDA_COORD = 5.0
 LAMBDA_NOOBJ = 0.5
+FEATURE_SCALE = 0.1   # the starting scale of the last batch norm before fc1 (YOLOv1.__init__)
 # darknet's validate_yolo (examples/yolo.c), which wrote the paper's VOC results: scores above
 # 0.001, per-class NMS at IoU 0.5, no cap on the detections per image. Low on purpose: VOC's mAP
 # integrates precision over the whole recall range, so the low-confidence detections that add
@@ -122,7 +123,11 @@ class YOLOv1(nn.Module):
       none (YOLOv2 added it, +2% mAP). The paper pre-trained its first 20 layers on ImageNet for
       a week; without that, a 24-layer leaky-ReLU stack trained from scratch is hard to get
       going, and batch norm makes it trainable (and regularises, against report 000's
-      overfitting). Convolutions are He-initialised (the paper does not say).
+      overfitting). Convolutions are He-initialised (the paper does not say). The last batch
+      norm before the first fully connected layer starts at scale 0.1, not 1: with
+      unit-variance features SGD's steps on that layer's 50,176 inputs are 100 times too
+      large, and the paper recipe diverged at lr 1e-3 (the paper's features came from its
+      pretrained layers).
     - the images are normalised with ImageNet's mean and std inside the model (the loop feeds
       [0, 1] images), which the torchvision backbones expect.
 
@@ -163,6 +168,14 @@ class YOLOv1(nn.Module):
                                         nonlinearity="leaky_relu")
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
+        # SGD moves fc1's outputs by the learning rate times the squared norm of its input: with
+        # the 7 x 7 x 1024 unit-variance features of batch norm, 25,000 times the rate, and the
+        # paper recipe diverged within 7 steps at lr 1e-3. The last batch norm before fc1
+        # starts at scale FEATURE_SCALE instead of 1 (the features 10x smaller, that factor 100x
+        # smaller); training rescales it as it needs.
+        norms = [module for module in own_convs if isinstance(module, nn.BatchNorm2d)]
+        if norms:
+            nn.init.constant_(norms[-1].weight, FEATURE_SCALE)
 
     def predict_grid(self, images):
         """The raw predictions (B, S, S, 5K + C) for images (B, 3, size, size) in [0, 1]."""
