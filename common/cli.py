@@ -19,7 +19,9 @@ class Terminated(KeyboardInterrupt):
 def _terminate(signum, frame):
     # A scheduler signals the whole job: DataLoader workers die of the same SIGTERM, and
     # torch's SIGCHLD handler would report that as an error in the middle of this orderly stop.
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    # A Python handler that does nothing, not SIG_DFL: a SIGCHLD already on its way would be
+    # reported as "ignored due to race condition", with a traceback.
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
     raise Terminated()
 
 
