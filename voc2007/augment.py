@@ -2,6 +2,8 @@
 ssd_pascal.py configures it), and the plain resize of evaluation, on batches of uint8 images
 with their boxes.
 
+Ours rather than torchvision's transforms.v2: v2 draws one set of random parameters for a
+whole batch and has neither darknet's per-edge jitter and HSV factors nor Caffe's samplers.
 One code path serves both loaders of voc2007/data.py: the DataLoader's workers call it on one
 image at a time (a batch of one), VOCDeviceLoader on a whole batch on the GPU. A batch is
   images  uint8 (B, 3, H, W): a canvas holding image b in its top-left corner of sizes[b]
