@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from common.errors import UserError, describe_error
+from common.files import missing_folders, remove_if_empty
 
 AUGMENT_CHUNK = 8192   # images augmented at once: bounds the float temporaries of a chunk
 
@@ -236,7 +237,7 @@ def download_with_torchvision(dataset_class, data_dir, install, failure):
     interrupted download leaves nothing half-written, and a failed one no empty `data_dir`
     either. Offline, raise a UserError whose text is `failure(reason)`."""
     data_dir = Path(data_dir)
-    created = [path for path in (data_dir, *data_dir.absolute().parents) if not path.exists()]
+    created = missing_folders(data_dir)
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         quiet = io.StringIO()
@@ -245,7 +246,5 @@ def download_with_torchvision(dataset_class, data_dir, install, failure):
             dataset_class(scratch, train=True, download=True)
             install(Path(scratch))
     except Exception as error:  # offline: URLError, RuntimeError from torchvision, ...
-        for path in created:   # deepest first; a folder something was put in stays
-            with contextlib.suppress(OSError):
-                path.rmdir()
+        remove_if_empty(created)
         raise UserError(failure(describe_error(error))) from None

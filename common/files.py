@@ -89,6 +89,26 @@ def fsync(path):
         os.close(descriptor)
 
 
+def missing_folders(folder):
+    """`folder` and those of its parents that do not exist, deepest first: what making it
+    creates, and what remove_if_empty takes away again when nothing came of it."""
+    missing = []
+    for path in (Path(folder), *Path(folder).absolute().parents):
+        if path.exists():
+            break
+        missing.append(path)
+    return missing
+
+
+def remove_if_empty(folders):
+    """Remove `folders` (from missing_folders), deepest first, while nothing was put in them."""
+    for path in folders:
+        try:
+            path.rmdir()
+        except OSError:   # not empty (or gone): kept, and its parents with it
+            break
+
+
 def save_torch(obj, path):
     # Through a Python file: a full disk is then an OSError (ENOSPC), where torch's own
     # writer says "unexpected pos".

@@ -20,7 +20,7 @@ from numbers import Real
 from pathlib import Path
 
 from common.errors import UserError
-from common.files import read_json, write_failure
+from common.files import missing_folders, read_json, remove_if_empty, write_failure
 
 LOCK_NAME = ".lock"
 NO_LOCKS = {errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP}
@@ -40,11 +40,11 @@ def lock_run_folder(folder):
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise UserError(f"--out {folder} is a file, not a directory.")
-    created = _missing_folders(folder)
+    created = missing_folders(folder)
     try:
         descriptor = _take_lock(folder)
     except BaseException:
-        _remove_if_empty(created)
+        remove_if_empty(created)
         raise
     try:
         _write_holder(descriptor, folder)
@@ -59,7 +59,7 @@ def lock_run_folder(folder):
         except OSError:
             pass
         os.close(descriptor)
-        _remove_if_empty(created)
+        remove_if_empty(created)
 
 
 def _take_lock(folder):
@@ -117,25 +117,6 @@ def _read_holder(descriptor):
                 f"{holder['command']}")
     except (OSError, ValueError, KeyError, TypeError):
         return "it is starting and has not said who it is yet"
-
-
-def _missing_folders(folder):
-    """`folder` and those of its parents that do not exist, deepest first."""
-    missing = []
-    for path in (folder, *folder.absolute().parents):
-        if path.exists():
-            break
-        missing.append(path)
-    return missing
-
-
-def _remove_if_empty(folders):
-    """Remove the folders this run created, deepest first, where nothing was written."""
-    for path in folders:
-        try:
-            path.rmdir()
-        except OSError:   # not empty (or gone): kept
-            break
 
 
 class DamagedRunFile(UserError):
