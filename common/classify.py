@@ -24,8 +24,8 @@ from common.metrics import (average_precision, most_confident_mistakes, most_con
 from common.rundir import evaluation_folder, read_run_metrics
 from common.step import use_graphs
 from common.training import (already_done, check_batch_size, check_weights_finite,
-                             checkpoint_to_resume, divergence, load_model_state, lr_text,
-                             optimization, prepare_model, resume_state, run_folder, run_record,
+                             divergence, load_model_state, log_start, lr_text, optimization,
+                             prepare_model, resume_state, run_folder, run_record,
                              save_checkpoint)
 
 WORST_COUNT = 10          # images in worst.png
@@ -108,14 +108,10 @@ def _train(args, dataset, build_model, load_data, mean, std, augmentation, resiz
     writer = tb.open_writer(out) if dist.is_main else None
     if writer and not resumed:
         tb.log_graph(writer, model, to_input(next(iter(eval_loader))[0][:2]))
-    log(f"{dataset} {args.model}: {sum(p.numel() for p in model.parameters()):,} parameters | "
-        f"{len(train_set):,} train, {len(eval_set):,} {shown} images | "
-        f"{runtime.describe_device(device)}, {precision}"
-        + (", CUDA graphs" if graphs else "")
-        + (f" x {dist.world_size} processes" if dist.enabled else "") + f" | {out}")
-    if resumed:
-        log(f"resumed at epoch {len(history) + 1} of {args.epochs} from "
-            f"{checkpoint_to_resume(args)}")
+    log_start(f"{dataset} {args.model}: {sum(p.numel() for p in model.parameters()):,} "
+              f"parameters | {len(train_set):,} train, {len(eval_set):,} {shown} images",
+              args=args, resumed=resumed, device=device, precision=precision, graphs=graphs,
+              dist=dist, out=out, log=log)
     if args.mixup:
         log(f"mixup alpha {args.mixup}: {MIXUP_ACCURACY}")
 

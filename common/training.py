@@ -445,6 +445,17 @@ def divergence(error, *, out, dist, args):
                     f"--weights {checkpoint} to start from its weights.", error.where)
 
 
+def log_start(what, *, args, resumed, device, precision, graphs, dist, out, log):
+    """A run's first lines: `what` (the network and its data), then where and how it runs and
+    into which folder; for a resumed run, the epoch it goes on from."""
+    log(f"{what} | {runtime.describe_device(device)}, {precision}"
+        + (", CUDA graphs" if graphs else "")
+        + (f" x {dist.world_size} processes" if dist.enabled else "") + f" | {out}")
+    if resumed:
+        log(f"resumed at epoch {len(resumed['history']) + 1} of {args.epochs} from "
+            f"{checkpoint_to_resume(args)}")
+
+
 def lr_text(record):
     """An epoch's learning rate for the console: one value, or its first and last step's."""
     first, last = record["lr_first"], record["lr_last"]

@@ -24,7 +24,7 @@ from common.errors import Diverged
 from common.files import save_torch, write_csv, write_json
 from common.step import TrainingStep, autocast, use_graphs
 from common.training import (already_done, check_batch_size, check_weights_finite,
-                             checkpoint_to_resume, divergence, lr_text, optimization,
+                             divergence, log_start, lr_text, optimization,
                              prepare_model, resume_state, run_folder, run_record,
                              save_checkpoint)
 from common.voc_eval import voc_eval
@@ -287,13 +287,10 @@ def _train(args, detector, build_model, train_transform, title, device, dist, lo
         return make_loader(dataset, batch_size=2 * args.batch_size, train=False, **loading)
 
     writer = tb.open_writer(out) if dist.is_main else None
-    log(f"{title}: {sum(p.numel() for p in model.parameters()):,} parameters, {size}x{size} | "
-        f"{len(train_set):,} trainval, {len(test_set):,} test images | "
-        f"{runtime.describe_device(device)}, {precision}" + (", CUDA graphs" if graphs else "")
-        + (f" x {dist.world_size} processes" if dist.enabled else "") + f" | {out}")
-    if resumed:
-        log(f"resumed at epoch {len(history) + 1} of {args.epochs} from "
-            f"{checkpoint_to_resume(args)}")
+    log_start(f"{title}: {sum(p.numel() for p in model.parameters()):,} parameters, "
+              f"{size}x{size} | {len(train_set):,} trainval, {len(test_set):,} test images",
+              args=args, resumed=resumed, device=device, precision=precision, graphs=graphs,
+              dist=dist, out=out, log=log)
 
     watched_loader = loader_of(watched_set)
 
