@@ -14,7 +14,8 @@ from cifar10.data import MEAN, STD, load_cifar10  # noqa: E402
 from cifar10.models import MODELS  # noqa: E402
 from cifar10.train import AUGMENTATIONS, RECIPES  # noqa: E402
 from common import cli, runtime  # noqa: E402
-from common.bench import add_bench_arguments, plain_loader, print_results, time_loops  # noqa: E402
+from common.bench import (add_bench_arguments, bench_device, plain_loader, print_results,  # noqa: E402
+                          time_loops)
 from common.data import DeviceLoader  # noqa: E402
 
 PLAIN_FLIP_CROP = transforms.Compose([
@@ -28,7 +29,7 @@ def main(argv=None):
                         choices=[f"resnet{depth}" for depth in (20, 32, 44, 56, 110)])
     add_bench_arguments(parser)
     args = parser.parse_args(argv)
-    device, _ = runtime.setup(args.device)
+    device = bench_device(args)
     train_set, _ = load_cifar10(args.data_dir)
     if args.limit_train:
         train_set = train_set.random_subset(args.limit_train)

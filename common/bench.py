@@ -15,6 +15,7 @@ from PIL import Image
 from common import cli, runtime
 from common.data import ToNetworkInput
 from common.engine import Schedule, build_optimizer, classifier_step, train_one_epoch
+from common.errors import UserError
 from common.step import grad_scaler, use_graphs
 
 WARMUP_STEPS = 5   # steps before a fixed-batch timing: cuDNN's choices, capture, compilation
@@ -51,6 +52,16 @@ def add_bench_arguments(parser):
                         help="also time the step alone under torch.compile(mode='reduce-"
                              "overhead'), optimizer step included (CUDA; compiling takes a "
                              "minute or more per network)")
+
+
+def bench_device(args):
+    """The device of a bench run (--device), refusing --compiled where it cannot take effect:
+    torch.compile's "reduce-overhead" mode replays CUDA graphs."""
+    device, _ = runtime.setup(args.device)
+    if args.compiled and device.type != "cuda":
+        raise UserError(f"--compiled times torch.compile's CUDA graphs: it needs a CUDA device, "
+                        f"and this run has {runtime.describe_device(device)}.")
+    return device
 
 
 def plain_loader(image_set, transform, *, batch_size, workers, device):
@@ -138,7 +149,7 @@ def time_loops(*, build_model, recipe, our_loader, plain_loader, device, epochs,
     """(name, seconds per epoch) of each loop and limit, each on a fresh model after one
     warm-up epoch (or WARMUP_STEPS steps): the plain loop; ours with CUDA graphs where they can
     run, and eagerly (on CUDA); the step alone on one batch of `our_loader` repeated as many
-    times as an epoch has steps, ours and (`compiled`, CUDA) torch.compile's."""
+    times as an epoch has steps, ours and (`compiled`, CUDA only: bench_device) torch.compile's."""
     cuda = device.type == "cuda"
     results = []
     torch.manual_seed(0)
@@ -169,7 +180,7 @@ def time_loops(*, build_model, recipe, our_loader, plain_loader, device, epochs,
     how = "CUDA graph" if graphed else "eager"
     results.append((f"limit: our step alone, {how}",
                     timed(lambda: step(recipe.lr, images, labels), steps, device) * steps))
-    if compiled and cuda:
+    if compiled:
         model, step = compiled_step(build_model, recipe, device=device, mean=mean, std=std,
                                     resize=resize)
         model.train()

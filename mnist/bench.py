@@ -9,7 +9,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from torchvision import transforms  # noqa: E402
 
 from common import cli, runtime  # noqa: E402
-from common.bench import add_bench_arguments, plain_loader, print_results, time_loops  # noqa: E402
+from common.bench import (add_bench_arguments, bench_device, plain_loader, print_results,  # noqa: E402
+                          time_loops)
 from common.data import DeviceLoader  # noqa: E402
 from mnist.data import MEAN, STD, load_mnist  # noqa: E402
 from mnist.models import INPUT_SIZE, MODELS  # noqa: E402
@@ -23,7 +24,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     recipe = cli.parse_training_args(["--model", args.model], description="", dataset="mnist",
                                      models=MODELS, recipes=RECIPES)
-    device, _ = runtime.setup(args.device)
+    device = bench_device(args)
     train_set, _ = load_mnist(args.data_dir, pad_to=INPUT_SIZE.get(args.model))
     if args.limit_train:
         train_set = train_set.random_subset(args.limit_train)

@@ -10,7 +10,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from torchvision import transforms  # noqa: E402
 
 from common import cli, runtime  # noqa: E402
-from common.bench import add_bench_arguments, plain_loader, print_results, time_loops  # noqa: E402
+from common.bench import (add_bench_arguments, bench_device, plain_loader, print_results,  # noqa: E402
+                          time_loops)
 from common.data import DeviceLoader  # noqa: E402
 from scenes.data import IMAGE_SIZE, MEAN, STD, load_scenes  # noqa: E402
 from scenes.models import MODELS, NUM_CLASSES  # noqa: E402
@@ -28,7 +29,7 @@ def main(argv=None):
     add_bench_arguments(parser)
     args = parser.parse_args(argv)
     recipe = parse_args(["--model", args.model])
-    device, _ = runtime.setup(args.device)
+    device = bench_device(args)
     train_set, _ = load_scenes(args.data_dir)
     if args.limit_train:
         train_set = train_set.random_subset(args.limit_train)
