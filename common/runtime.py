@@ -60,10 +60,9 @@ def resolve_precision(requested, device, model=None):
     ones and the detectors do (wide convolutions, where bf16 runs at twice TF32's rate:
     reasoned; common/precision_bench.py measures it); small networks spend their step
     launching kernels, and autocast's casts only add kernels to them (measured on the CIFAR
-    ResNets). A "bf16" network runs in
-    fp16 with loss scaling on GPUs without native bf16 (compute capability below 8.0: T4,
-    V100). auto on the CPU is fp32. A precision the device cannot run natively is refused
-    rather than emulated.
+    ResNets). A "bf16" network runs in fp16 with loss scaling on GPUs without native bf16
+    (compute capability below 8.0: T4, V100). auto on the CPU is fp32. A precision the device
+    cannot run natively is refused rather than emulated.
     """
     if device.type != "cuda":
         if requested == "fp16":

@@ -9,7 +9,7 @@ from common.errors import UserError
 NUMBER = r"[\d,]+\.?\d*"
 
 
-def test_compiled_is_refused_without_cuda(capsys):
+def test_compiled_is_refused_without_cuda():
     from cifar10 import bench
     with pytest.raises(UserError, match="--compiled .* needs a CUDA device"):
         bench.main(["--device", "cpu", "--compiled", "--data-dir", "/nonexistent"])
